@@ -1,0 +1,54 @@
+# Every target starts from nothing but python3: it creates .venv when missing, installs the locked
+# dependencies, then runs. The targets wrap the same `mlsys-lab` commands the README documents.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-from-lock
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format notebooks lab bench lock clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --progress-bar off --requirement requirements.lock
+	$(BIN)/python -m pip install --quiet --progress-bar off --no-deps --no-build-isolation --editable .
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install the locked dependencies and the package
+
+demo: $(STAMP)  ## Run the system's main job on embedded defaults
+	$(BIN)/mlsys-lab demo
+
+test: $(STAMP)  ## Run the whole test suite, slow tests included (what CI runs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)  ## Run the tests that take seconds, not minutes
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## Apply ruff's formatter and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+notebooks: $(STAMP)  ## Regenerate notebooks/ and solutions/ from assignments/source/
+	$(BIN)/mlsys-lab notebooks
+
+lab: $(STAMP)  ## Open JupyterLab on notebooks/ as a student (Validate on, instructor tools off)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+
+bench: $(STAMP)  ## Run the benchmarks and print their tables
+	$(BIN)/python benchmarks/bench_simulator.py
+
+lock:  $(STAMP)  ## Re-resolve requirements.lock from pyproject.toml (maintainers)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --output-file requirements.lock
+
+clean:  ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
