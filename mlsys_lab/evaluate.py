@@ -30,7 +30,9 @@ def _binary_labels(y_true: ArrayLike, name: str = "y_true") -> npt.NDArray[np.in
         raise ValueError(f"{name} must be one-dimensional, got shape {y.shape}: pass a single label column")
     if y.size and not np.isin(y, (0, 1)).all():
         bad = np.unique(y[~np.isin(y, (0, 1))])[:5]
-        raise ValueError(f"{name} must hold only 0 (genuine) and 1 (fraud), got values such as {bad.tolist()}")
+        raise ValueError(
+            f"{name} must hold only 0 (genuine) and 1 (fraud), got values such as {bad.tolist()}"
+        )
     return y.astype(np.int8)
 
 
@@ -129,19 +131,26 @@ def card_precision_at_k(
     --------
     >>> tx = pd.DataFrame({"tx_time_days": [0, 0, 0, 1, 1], "customer_id": [1, 1, 2, 1, 3],
     ...                    "tx_fraud": [0, 1, 0, 1, 0]})
-    >>> card_precision_at_k(tx, [0.9, 0.2, 0.5, 0.9, 0.1], k=1).mean  # day 0: card 1 hit; day 1: card 1 removed
+    >>> # Day 0: card 1 (max score 0.9, max label 1) is a hit. Day 1: card 1 is removed, card 3 is a miss.
+    >>> card_precision_at_k(tx, [0.9, 0.2, 0.5, 0.9, 0.1], k=1).mean
     0.5
     """
     if k < 1:
         raise ValueError(f"k must be a positive number of cards per day, got {k}")
     missing = [c for c in (day_column, card_column, label_column) if c not in transactions.columns]
     if missing:
-        raise ValueError(f"transactions lacks column(s) {missing}: pass the simulator's frame or set *_column")
+        raise ValueError(
+            f"transactions lacks column(s) {missing}: pass the simulator's frame or set *_column"
+        )
     y = _binary_labels(transactions[label_column].to_numpy(), label_column)
     scores = _scores(y_proba, y.size)
     frame = pd.DataFrame(
-        {"day": transactions[day_column].to_numpy(), "card": transactions[card_column].to_numpy(),
-         "label": y, "score": scores}
+        {
+            "day": transactions[day_column].to_numpy(),
+            "card": transactions[card_column].to_numpy(),
+            "label": y,
+            "score": scores,
+        }
     )
     # Per card and day: the highest score and the highest label, computed once for all days.
     cards = frame.groupby(["day", "card"], sort=True).agg(score=("score", "max"), label=("label", "max"))
@@ -156,8 +165,12 @@ def card_precision_at_k(
         top = ranked.head(k)
         hits = top.loc[top["label"] == 1, "card"]
         rows.append(
-            {"day": day, "card_precision": len(hits) / k, "n_detected": len(hits),
-             "n_compromised_cards": int(day_cards["label"].sum())}
+            {
+                "day": day,
+                "card_precision": len(hits) / k,
+                "n_detected": len(hits),
+                "n_compromised_cards": int(day_cards["label"].sum()),
+            }
         )
         if remove_detected:
             detected.update(hits.tolist())
@@ -205,7 +218,10 @@ class ConfusionMetrics:
 
     def as_dict(self) -> dict[str, float]:
         """Counts and rates in one flat dict, for tables."""
-        rates = {name: getattr(self, name) for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate")}
+        rates = {
+            name: getattr(self, name)
+            for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate")
+        }
         return {**asdict(self), **rates}
 
 
@@ -248,7 +264,9 @@ class CostModel:
     def __post_init__(self) -> None:
         for name in ("missed_fraud_fixed", "false_alarm", "review"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}: costs are positive amounts")
+                raise ValueError(
+                    f"{name} must be >= 0, got {getattr(self, name)}: costs are positive amounts"
+                )
 
 
 def decision_cost(

@@ -60,9 +60,13 @@ def call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             with np.errstate(all="ignore"):
                 return func(*args, **kwargs)
         except NotImplementedError:
-            raise AssertionError(f"{name} is not written yet: replace `raise NotImplementedError()` with your code.") from None
+            raise AssertionError(
+                f"{name} is not written yet: replace `raise NotImplementedError()` with your code."
+            ) from None
         except Exception as exc:
-            noise = [str(w.message) for w in caught] + ([buffer.getvalue().strip()] if buffer.getvalue().strip() else [])
+            noise = [str(w.message) for w in caught] + (
+                [buffer.getvalue().strip()] if buffer.getvalue().strip() else []
+            )
             extra = f" It also warned: {'; '.join(noise)[:300]}" if noise else ""
             raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}.{extra}") from None
 
@@ -83,7 +87,9 @@ def check_close(name: str, got: Any, expected: float, *, tol: float = 1e-9, hint
     try:
         value = float(got)
     except (TypeError, ValueError):
-        raise _fail(name, f"a number close to {expected!r}", got, hint or "return a float, not a container") from None
+        raise _fail(
+            name, f"a number close to {expected!r}", got, hint or "return a float, not a container"
+        ) from None
     if math.isnan(expected) and math.isnan(value):
         return
     if not math.isclose(value, expected, rel_tol=tol, abs_tol=tol):
@@ -120,7 +126,12 @@ def check_mapping_close(
 
 
 def check_raises(
-    name: str, func: Callable[..., Any], *args: Any, exception: type[BaseException] = ValueError, hint: str = "", **kwargs: Any
+    name: str,
+    func: Callable[..., Any],
+    *args: Any,
+    exception: type[BaseException] = ValueError,
+    hint: str = "",
+    **kwargs: Any,
 ) -> None:
     """Fail unless calling ``func(*args, **kwargs)`` raises ``exception``."""
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
@@ -132,5 +143,7 @@ def check_raises(
         except exception:
             return
         except Exception as exc:
-            raise _fail(name, f"{exception.__name__} to be raised", f"{type(exc).__name__}: {exc}", hint) from None
+            raise _fail(
+                name, f"{exception.__name__} to be raised", f"{type(exc).__name__}: {exc}", hint
+            ) from None
     raise _fail(name, f"{exception.__name__} to be raised", "no error", hint)

@@ -35,7 +35,8 @@ def test_card_precision_by_hand(scored_days):
 
 def test_card_precision_without_removal_counts_cards_again(scored_days):
     tx, scores = scored_days
-    # Without removal, day 1's top 2 are card 1 (0.95, fraud) and card 4 (0.5): 0.5; day 2: card 2 (0.7, fraud) -> 0.5.
+    # Without removal, day 1's top 2 are card 1 (0.95, fraud) and card 4 (0.5): 0.5.
+    # Day 2: card 2 (0.7, fraud) and card 4: 0.5.
     result = evaluate.card_precision_at_k(tx, scores, k=2, remove_detected=False)
     assert result.per_day["card_precision"].tolist() == [0.5, 0.5, 0.5]
 
@@ -67,7 +68,9 @@ def test_ranking_metrics_match_sklearn():
     y = rng.random(500) < 0.1
     scores = rng.random(500) + y * 0.3
     assert evaluate.roc_auc(y.astype(int), scores) == pytest.approx(skm.roc_auc_score(y, scores))
-    assert evaluate.average_precision(y.astype(int), scores) == pytest.approx(skm.average_precision_score(y, scores))
+    assert evaluate.average_precision(y.astype(int), scores) == pytest.approx(
+        skm.average_precision_score(y, scores)
+    )
 
 
 def test_constant_scores_sit_at_the_floor():
@@ -104,7 +107,9 @@ def test_confusion_metrics_zero_division_is_zero():
 
 def test_decision_cost_charges_each_mistake_once():
     cost = evaluate.decision_cost(
-        [1, 1, 0, 0], [0, 1, 1, 0], amount=[100.0, 50.0, 20.0, 10.0],
+        [1, 1, 0, 0],
+        [0, 1, 1, 0],
+        amount=[100.0, 50.0, 20.0, 10.0],
         cost=evaluate.CostModel(missed_fraud_fixed=1.0, false_alarm=5.0, review=0.5),
     )
     assert cost == {"missed_fraud": 101.0, "false_alarms": 5.0, "reviews": 1.0, "total": 107.0}
@@ -113,7 +118,10 @@ def test_decision_cost_charges_each_mistake_once():
 def test_decision_cost_needs_amounts_when_charging_them():
     with pytest.raises(ValueError, match="amount is required"):
         evaluate.decision_cost([1], [0])
-    assert evaluate.decision_cost([1], [0], cost=evaluate.CostModel(missed_fraud_pays_amount=False))["total"] == 10.0
+    assert (
+        evaluate.decision_cost([1], [0], cost=evaluate.CostModel(missed_fraud_pays_amount=False))["total"]
+        == 10.0
+    )
 
 
 def test_cost_model_rejects_negative_costs():
@@ -123,7 +131,12 @@ def test_cost_model_rejects_negative_costs():
 
 def test_summarize_reports_the_accuracy_trap():
     tx = pd.DataFrame(
-        {"tx_time_days": [0] * 100, "customer_id": range(100), "tx_fraud": [0] * 99 + [1], "tx_amount": [10.0] * 100}
+        {
+            "tx_time_days": [0] * 100,
+            "customer_id": range(100),
+            "tx_fraud": [0] * 99 + [1],
+            "tx_amount": [10.0] * 100,
+        }
     )
     summary = evaluate.summarize(tx["tx_fraud"], np.zeros(100), tx, k=5)
     assert summary["accuracy"] == 0.99

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 NIGHT_LAST_HOUR = 6
 
 
-class TimeFlags(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class TimeFlags(TransformerMixin, BaseEstimator):
     """Weekend and night flags from ``tx_datetime``.
 
     Stateless: ``fit`` learns nothing, so the flags cannot leak anything from training rows.
@@ -36,7 +36,9 @@ class TimeFlags(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: pd.DataFrame, y: npt.ArrayLike | None = None) -> TimeFlags:
         if self.datetime_column not in X.columns:
-            raise ValueError(f"TimeFlags needs a {self.datetime_column!r} column; got columns {list(X.columns)}")
+            raise ValueError(
+                f"TimeFlags needs a {self.datetime_column!r} column; got columns {list(X.columns)}"
+            )
         self.n_features_in_ = X.shape[1]
         return self
 

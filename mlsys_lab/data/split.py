@@ -41,7 +41,9 @@ class TimeSplit:
         return self.test_start_day + self.test_days
 
     @classmethod
-    def ending_at(cls, n_days: int, *, train_days: int = 7, delay_days: int = 7, test_days: int = 7) -> TimeSplit:
+    def ending_at(
+        cls, n_days: int, *, train_days: int = 7, delay_days: int = 7, test_days: int = 7
+    ) -> TimeSplit:
         """The split whose test period is the last ``test_days`` of an ``n_days`` simulation."""
         start = n_days - (train_days + delay_days + test_days)
         if start < 0:
@@ -52,7 +54,9 @@ class TimeSplit:
         return cls(train_start_day=start, train_days=train_days, delay_days=delay_days, test_days=test_days)
 
 
-def split_by_time(transactions: pd.DataFrame, split: TimeSplit, day_column: str = "tx_time_days") -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_by_time(
+    transactions: pd.DataFrame, split: TimeSplit, day_column: str = "tx_time_days"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the (train, test) rows of ``split``; the delay days belong to neither.
 
     Examples
