@@ -73,9 +73,7 @@ def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float]
     return summary, per_scenario
 
 
-def run_demo(
-    preset_name: str = "small", random_state: int = 0, threshold: float = 0.5, k: int = 100
-) -> DemoReport:
+def run_demo(preset_name: str = "small", random_state: int = 0, threshold: float = 0.5, k: int = 100) -> DemoReport:
     """Simulate, summarise, train the baseline on the past and score it on the future.
 
     Parameters
@@ -123,17 +121,14 @@ def format_report(report: DemoReport) -> str:
         f"== Data: preset with {report.config.n_customers} customers, {report.config.n_terminals} terminals, "
         f"{report.config.n_days} days (simulated in {report.seconds['simulate']:.2f} s)",
         f"rows {s['rows']:,}   frauds {s['frauds']:,}   fraud share {s['fraud_share']:.2%}",
-        "frauds per scenario: "
-        + ", ".join(f"{name} {n:,}" for name, n in report.frauds_per_scenario.items()),
+        "frauds per scenario: " + ", ".join(f"{name} {n:,}" for name, n in report.frauds_per_scenario.items()),
         "",
         f"== Model: train days {split.train_start_day}-{split.train_start_day + split.train_days - 1}, "
         f"{split.delay_days}-day gap, test days {split.test_start_day}-{split.end_day - 1} "
         f"(fit in {report.seconds['fit']:.2f} s)",
     ]
     k_column = next(c for c in report.metrics.columns if c.startswith("card_precision@"))
-    table = report.metrics[
-        ["accuracy", "precision", "recall", "average_precision", "roc_auc", k_column, "cost_total"]
-    ]
+    table = report.metrics[["accuracy", "precision", "recall", "average_precision", "roc_auc", k_column, "cost_total"]]
     lines.append(table.to_string(float_format=lambda v: f"{v:,.4f}" if abs(v) < 10 else f"{v:,.0f}"))
     base, trivial = report.metrics.iloc[0], report.metrics.iloc[1]
     lines += [

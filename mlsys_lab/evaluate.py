@@ -30,9 +30,7 @@ def _binary_labels(y_true: ArrayLike, name: str = "y_true") -> npt.NDArray[np.in
         raise ValueError(f"{name} must be one-dimensional, got shape {y.shape}: pass a single label column")
     if y.size and not np.isin(y, (0, 1)).all():
         bad = np.unique(y[~np.isin(y, (0, 1))])[:5]
-        raise ValueError(
-            f"{name} must hold only 0 (genuine) and 1 (fraud), got values such as {bad.tolist()}"
-        )
+        raise ValueError(f"{name} must hold only 0 (genuine) and 1 (fraud), got values such as {bad.tolist()}")
     return y.astype(np.int8)
 
 
@@ -139,9 +137,7 @@ def card_precision_at_k(
         raise ValueError(f"k must be a positive number of cards per day, got {k}")
     missing = [c for c in (day_column, card_column, label_column) if c not in transactions.columns]
     if missing:
-        raise ValueError(
-            f"transactions lacks column(s) {missing}: pass the simulator's frame or set *_column"
-        )
+        raise ValueError(f"transactions lacks column(s) {missing}: pass the simulator's frame or set *_column")
     y = _binary_labels(transactions[label_column].to_numpy(), label_column)
     scores = _scores(y_proba, y.size)
     frame = pd.DataFrame(
@@ -218,10 +214,7 @@ class ConfusionMetrics:
 
     def as_dict(self) -> dict[str, float]:
         """Counts and rates in one flat dict, for tables."""
-        rates = {
-            name: getattr(self, name)
-            for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate")
-        }
+        rates = {name: getattr(self, name) for name in ("accuracy", "precision", "recall", "f1", "false_positive_rate")}
         return {**asdict(self), **rates}
 
 
@@ -264,9 +257,7 @@ class CostModel:
     def __post_init__(self) -> None:
         for name in ("missed_fraud_fixed", "false_alarm", "review"):
             if getattr(self, name) < 0:
-                raise ValueError(
-                    f"{name} must be >= 0, got {getattr(self, name)}: costs are positive amounts"
-                )
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}: costs are positive amounts")
 
 
 def decision_cost(

@@ -87,9 +87,7 @@ def check_close(name: str, got: Any, expected: float, *, tol: float = 1e-9, hint
     try:
         value = float(got)
     except (TypeError, ValueError):
-        raise _fail(
-            name, f"a number close to {expected!r}", got, hint or "return a float, not a container"
-        ) from None
+        raise _fail(name, f"a number close to {expected!r}", got, hint or "return a float, not a container") from None
     if math.isnan(expected) and math.isnan(value):
         return
     if not math.isclose(value, expected, rel_tol=tol, abs_tol=tol):
@@ -143,7 +141,5 @@ def check_raises(
         except exception:
             return
         except Exception as exc:
-            raise _fail(
-                name, f"{exception.__name__} to be raised", f"{type(exc).__name__}: {exc}", hint
-            ) from None
+            raise _fail(name, f"{exception.__name__} to be raised", f"{type(exc).__name__}: {exc}", hint) from None
     raise _fail(name, f"{exception.__name__} to be raised", "no error", hint)

@@ -68,9 +68,7 @@ def test_ranking_metrics_match_sklearn():
     y = rng.random(500) < 0.1
     scores = rng.random(500) + y * 0.3
     assert evaluate.roc_auc(y.astype(int), scores) == pytest.approx(skm.roc_auc_score(y, scores))
-    assert evaluate.average_precision(y.astype(int), scores) == pytest.approx(
-        skm.average_precision_score(y, scores)
-    )
+    assert evaluate.average_precision(y.astype(int), scores) == pytest.approx(skm.average_precision_score(y, scores))
 
 
 def test_constant_scores_sit_at_the_floor():
@@ -118,10 +116,7 @@ def test_decision_cost_charges_each_mistake_once():
 def test_decision_cost_needs_amounts_when_charging_them():
     with pytest.raises(ValueError, match="amount is required"):
         evaluate.decision_cost([1], [0])
-    assert (
-        evaluate.decision_cost([1], [0], cost=evaluate.CostModel(missed_fraud_pays_amount=False))["total"]
-        == 10.0
-    )
+    assert evaluate.decision_cost([1], [0], cost=evaluate.CostModel(missed_fraud_pays_amount=False))["total"] == 10.0
 
 
 def test_cost_model_rejects_negative_costs():

@@ -30,9 +30,7 @@ def test_check_close_tolerance_and_type():
 
 def test_check_mapping_close_names_the_key():
     with pytest.raises(AssertionError, match=r"rates\['recall'\]"):
-        grading.check_mapping_close(
-            "rates", {"precision": 0.5, "recall": 0.4}, {"precision": 0.5, "recall": 0.5}
-        )
+        grading.check_mapping_close("rates", {"precision": 0.5, "recall": 0.4}, {"precision": 0.5, "recall": 0.5})
     with pytest.raises(AssertionError, match="keys"):
         grading.check_mapping_close("rates", {"precision": 0.5}, {"precision": 0.5, "recall": 0.5})
 

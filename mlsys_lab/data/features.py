@@ -36,9 +36,7 @@ class TimeFlags(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: npt.ArrayLike | None = None) -> TimeFlags:
         if self.datetime_column not in X.columns:
-            raise ValueError(
-                f"TimeFlags needs a {self.datetime_column!r} column; got columns {list(X.columns)}"
-            )
+            raise ValueError(f"TimeFlags needs a {self.datetime_column!r} column; got columns {list(X.columns)}")
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -41,9 +41,7 @@ class TimeSplit:
         return self.test_start_day + self.test_days
 
     @classmethod
-    def ending_at(
-        cls, n_days: int, *, train_days: int = 7, delay_days: int = 7, test_days: int = 7
-    ) -> TimeSplit:
+    def ending_at(cls, n_days: int, *, train_days: int = 7, delay_days: int = 7, test_days: int = 7) -> TimeSplit:
         """The split whose test period is the last ``test_days`` of an ``n_days`` simulation."""
         start = n_days - (train_days + delay_days + test_days)
         if start < 0:
