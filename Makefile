@@ -41,8 +41,10 @@ format: $(STAMP)  ## Apply ruff's formatter and safe fixes
 notebooks: $(STAMP)  ## Regenerate notebooks/ and solutions/ from assignments/source/
 	$(BIN)/mlsys-lab notebooks
 
+# .jupyter-course/ is a project-local Jupyter config that takes priority over (without replacing) the
+# user's own: it keeps nbgrader's Validate button and turns the instructor plugins off.
 lab: $(STAMP)  ## Open JupyterLab on notebooks/ as a student (Validate on, instructor tools off)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter-course $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 $(LAB_ARGS)
 
 bench: $(STAMP)  ## Run the benchmarks and print their tables
 	$(BIN)/python benchmarks/bench_simulator.py

@@ -1,0 +1,273 @@
+"""Fixtures for the course tests: every assignment under assignments/source gets every test.
+
+Expensive work happens once per assignment per session and is shared by the tests that read it:
+one regeneration (freshness), one papermill run of the solution (execution and stderr lint), one
+nbgrader round trip with all fake students graded in a single ``nbgrader autograde`` call, and one
+pair of ``mlsys-lab validate`` runs started side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from mlsys_lab import course
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENTS = course.discover_assignments(REPO_ROOT)
+NOTEBOOK_TIMEOUT = 600  # seconds per cell, the same budget as the course's nbgrader config
+TIMINGS = pytest.StashKey[dict[str, float]]()
+
+
+def notebook_path(folder: str, name: str) -> Path:
+    """Path of the main notebook of assignment ``name`` in ``folder`` (a repository folder)."""
+    if folder == "source":
+        return REPO_ROOT / "assignments" / "source" / name / f"{name}.ipynb"
+    return REPO_ROOT / folder / name / f"{name}.ipynb"
+
+
+def console_script(name: str) -> Path:
+    """A console script installed beside this interpreter (what an activated environment runs)."""
+    return Path(sys.executable).with_name(name)
+
+
+@pytest.fixture(scope="session", params=ASSIGNMENTS)
+def assignment(request: pytest.FixtureRequest) -> str:
+    """Each ``NN_slug`` assignment of the course in turn."""
+    return str(request.param)
+
+
+# --------------------------------------------------------------------------------------------------
+# Regeneration
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def regenerated(assignment: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary repository root holding a fresh build of ``assignment``."""
+    root = tmp_path_factory.mktemp(f"build-{assignment}")
+    (root / "assignments" / "source").mkdir(parents=True)
+    shutil.copyfile(REPO_ROOT / course.CONFIG_FILE, root / course.CONFIG_FILE)
+    shutil.copytree(REPO_ROOT / course.SOURCE_DIR / assignment, root / course.SOURCE_DIR / assignment)
+    built = course.build_course(root, [assignment])
+    assert built == [assignment], f"build_course built {built}, expected [{assignment!r}]"
+    return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Execution of the solution with papermill
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One papermill run of a solution notebook."""
+
+    output: Path
+    seconds: float
+    parameters: dict[str, object]
+    error: str | None
+
+
+@pytest.fixture(scope="session")
+def executed_solution(
+    assignment: str, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Execution:
+    """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session."""
+    import papermill
+
+    source = notebook_path("solutions", assignment)
+    output = tmp_path_factory.mktemp(f"executed-{assignment}") / source.name
+    # Pass only the parameters the notebook declares: papermill would inject unknown ones silently.
+    declared = papermill.inspect_notebook(str(source))
+    parameters: dict[str, object] = {"FAST": True} if "FAST" in declared else {}
+    error = None
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(source.parent),
+            execution_timeout=NOTEBOOK_TIMEOUT,
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+        )
+    except Exception as exc:  # reported by the execution test, with the failing cell
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    seconds = time.perf_counter() - start
+    _record_timing(pytestconfig, f"{assignment} solution (papermill, FAST=True)", seconds, tmp_path_factory)
+    return Execution(output=output, seconds=seconds, parameters=parameters, error=error)
+
+
+def _record_timing(config: pytest.Config, label: str, seconds: float, factory: pytest.TempPathFactory) -> None:
+    timings = config.stash.setdefault(TIMINGS, {})
+    timings[label] = round(seconds, 2)
+    (factory.getbasetemp() / "course_timings.json").write_text(json.dumps(timings, indent=1) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the wall time of each notebook run, whatever the capture mode (-s or not)."""
+    timings = config.stash.get(TIMINGS, {})
+    if timings:
+        terminalreporter.section("course notebook timings")
+        for label, seconds in timings.items():
+            terminalreporter.write_line(f"{seconds:8.2f} s  {label}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The instructor's round trip: generate, collect, autograde, feedback, export
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """A graded course directory and what came out of it."""
+
+    course_dir: Path
+    scores: pd.DataFrame
+    grades_csv: pd.DataFrame
+    autograde_seconds: float
+
+
+STUDENTS = {
+    # alice hands in the reference solution: full marks on every autograded cell.
+    "alice": "solution",
+    # bob hands in the notebook exactly as released: zero on every autograded cell.
+    "bob": "release",
+    # carol hands in the solution with every test cell deleted: they must be restored and graded.
+    "carol": "solution-without-tests",
+}
+
+
+def run_instructor_command(course_dir: Path, *args: str) -> str:
+    """Run ``nbgrader ARGS`` in the course directory exactly as the README tells instructors to."""
+    command = [str(console_script("nbgrader")), *args]
+    # An empty JUPYTER_CONFIG_DIR keeps the tester's own ~/.jupyter config out of the result.
+    config_dir = course_dir.parent / "jupyter-config"
+    config_dir.mkdir(exist_ok=True)
+    result = subprocess.run(
+        command,
+        cwd=course_dir,
+        env=course.nbgrader_environment(config_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"`nbgrader {' '.join(args)}` exited {result.returncode} in {course_dir}; expected 0. "
+        f"nbgrader's log:\n{result.stdout}"
+    )
+    return result.stdout
+
+
+def _submit(course_dir: Path, assignment: str, student: str, kind: str) -> None:
+    target = course_dir / "submitted" / student / assignment
+    if kind == "release":
+        shutil.copytree(course_dir / "release" / assignment, target)
+        return
+    shutil.copytree(course_dir / "solution" / assignment, target)
+    if kind == "solution-without-tests":
+        path = target / f"{assignment}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [cell for cell in nb.cells if not is_test_cell(cell)]
+        nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="session")
+def round_trip(assignment: str, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> RoundTrip:
+    """Grade three fake students in a fresh course directory (a gradebook holding submissions
+    cannot regenerate the assignment, so each session starts from nothing)."""
+    course_dir = course.prepare_course_dir(REPO_ROOT, tmp_path_factory.mktemp(f"course-{assignment}"), [assignment])
+    run_instructor_command(course_dir, "generate_assignment", assignment, "--force")
+    run_instructor_command(course_dir, "generate_solution", assignment, "--force")
+    for student, kind in STUDENTS.items():
+        _submit(course_dir, assignment, student, kind)
+    start = time.perf_counter()
+    run_instructor_command(course_dir, "autograde", assignment)
+    seconds = time.perf_counter() - start
+    _record_timing(pytestconfig, f"{assignment} autograde of {len(STUDENTS)} students", seconds, tmp_path_factory)
+    run_instructor_command(course_dir, "generate_feedback", assignment)
+    run_instructor_command(course_dir, "export", "--to", "grades.csv")
+    return RoundTrip(
+        course_dir=course_dir,
+        scores=course.gradebook_scores(course_dir / "gradebook.db", assignment),
+        grades_csv=pd.read_csv(course_dir / "grades.csv", dtype={"student_id": str}),
+        autograde_seconds=seconds,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The student's self-check through the CLI
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def validate_runs(
+    assignment: str, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """``mlsys-lab validate`` on the solution and on the blank notebook, run side by side."""
+    targets = {"solution": notebook_path("solutions", assignment), "blank": notebook_path("notebooks", assignment)}
+
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(console_script("mlsys-lab")), "validate", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30 * 60,
+            check=False,
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {kind: pool.submit(run, path) for kind, path in targets.items()}
+        results = {kind: future.result() for kind, future in futures.items()}
+    _record_timing(
+        pytestconfig,
+        f"{assignment} mlsys-lab validate, solution and blank in parallel",
+        time.perf_counter() - start,
+        tmp_path_factory,
+    )
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Cell helpers shared by the tests
+# --------------------------------------------------------------------------------------------------
+
+
+def nbgrader_meta(cell: nbformat.NotebookNode) -> dict[str, object]:
+    return dict(cell.get("metadata", {}).get("nbgrader", {}))
+
+
+def is_graded(cell: nbformat.NotebookNode) -> bool:
+    return bool(nbgrader_meta(cell).get("grade"))
+
+
+def is_test_cell(cell: nbformat.NotebookNode) -> bool:
+    """An autograded test: a graded code cell that is not an answer cell."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_manual_cell(cell: nbformat.NotebookNode) -> bool:
+    """A graded answer cell, scored by a person."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and bool(meta.get("solution"))
+
+
+def graded_ids(nb: nbformat.NotebookNode, predicate: object) -> list[str]:
+    return [str(nbgrader_meta(cell)["grade_id"]) for cell in nb.cells if predicate(cell)]  # type: ignore[operator]

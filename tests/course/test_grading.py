@@ -1,0 +1,157 @@
+"""Every assignment is gradable: the reference scores full marks, the blank zero, headless.
+
+The round trip runs the instructor's commands (``nbgrader <command> <assignment>`` in a course
+directory holding ``nbgrader_config.py``) and reads the gradebook, because nbgrader's exit codes
+stay 0 when tests fail.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import nbformat
+import pandas as pd
+import pytest
+
+from .conftest import (
+    STUDENTS,
+    RoundTrip,
+    graded_ids,
+    is_manual_cell,
+    is_test_cell,
+    notebook_path,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _source(assignment: str) -> nbformat.NotebookNode:
+    return nbformat.read(notebook_path("source", assignment), as_version=4)
+
+
+def _student_rows(round_trip: RoundTrip, student: str, ids: list[str]) -> pd.DataFrame:
+    rows = round_trip.scores[(round_trip.scores.student == student) & round_trip.scores.grade_id.isin(ids)]
+    missing = sorted(set(ids) - set(rows.grade_id))
+    assert not missing, (
+        f"The gradebook has no grade for {student}'s cells {missing}; expected one per graded cell. "
+        f"Gradebook rows:\n{round_trip.scores.to_string()}"
+    )
+    return rows
+
+
+def _autograded_total(assignment: str) -> float:
+    return float(sum(float(c.metadata.nbgrader["points"]) for c in _source(assignment).cells if is_test_cell(c)))
+
+
+def test_reference_solution_scores_full_marks(
+    assignment: str, round_trip: RoundTrip, record_property: Callable[[str, object], None]
+) -> None:
+    record_property("autograde_seconds", round(round_trip.autograde_seconds, 2))
+    rows = _student_rows(round_trip, "alice", graded_ids(_source(assignment), is_test_cell))
+    short = rows[rows.auto_score != rows.max_score]
+    assert short.empty, (
+        f"The reference solution of {assignment} lost points on {list(short.grade_id)} "
+        f"(auto_score {list(short.auto_score)}, max {list(short.max_score)}); expected full marks. "
+        f"Look at {round_trip.course_dir}/autograded/alice/ for the error; stderr output scores zero too."
+    )
+
+
+def test_blank_notebook_scores_zero(assignment: str, round_trip: RoundTrip) -> None:
+    rows = _student_rows(round_trip, "bob", graded_ids(_source(assignment), is_test_cell))
+    scoring = rows[rows.auto_score != 0]
+    assert scoring.empty, (
+        f"The blank notebook of {assignment} scored on {list(scoring.grade_id)} "
+        f"(auto_score {list(scoring.auto_score)}); expected 0 everywhere. A test that passes without "
+        "an answer gives free points: make it call the student's function and check the result."
+    )
+
+
+def test_deleted_test_cells_are_restored_and_graded(assignment: str, round_trip: RoundTrip) -> None:
+    ids = graded_ids(_source(assignment), is_test_cell)
+    rows = _student_rows(round_trip, "carol", ids)
+    short = rows[rows.auto_score != rows.max_score]
+    assert short.empty, (
+        f"carol deleted every test cell of a correct solution; {list(short.grade_id)} scored "
+        f"{list(short.auto_score)} instead of full marks. Expected the tests restored and run: "
+        "check OverwriteCells.add_missing_cells = True in assignments/nbgrader_config.py."
+    )
+
+
+def test_written_answers_wait_for_a_person(assignment: str, round_trip: RoundTrip) -> None:
+    ids = graded_ids(_source(assignment), is_manual_cell)
+    if not ids:
+        pytest.skip(f"{assignment} has no manually graded cells")
+    rows = _student_rows(round_trip, "alice", ids)
+    unflagged = rows[~rows.needs_manual_grade.astype(bool)]
+    assert unflagged.empty, (
+        f"alice answered the written cells {list(unflagged.grade_id)} with the reference solution, yet the "
+        f"gradebook does not flag them needs_manual_grade (auto_score {list(unflagged.auto_score)}); "
+        "expected them queued for a person in formgrader. nbgrader auto-scores zero an answer identical "
+        "to the released stub: put a model answer in the source cell (it is replaced by 'YOUR ANSWER "
+        "HERE' for students), and mark the cell 'Manually graded answer'."
+    )
+    blank = _student_rows(round_trip, "bob", ids)
+    assert (blank.auto_score.fillna(0) == 0).all() and (blank.manual_score.fillna(0) == 0).all(), (
+        f"Unanswered manual cells scored {blank[['grade_id', 'auto_score', 'manual_score']].to_dict('records')}; "
+        "expected 0."
+    )
+
+
+def test_feedback_written_for_every_student(assignment: str, round_trip: RoundTrip) -> None:
+    for student in STUDENTS:
+        html = round_trip.course_dir / "feedback" / student / assignment / f"{assignment}.html"
+        assert html.is_file() and html.stat().st_size > 0, (
+            f"No feedback at {html}; expected `nbgrader generate_feedback {assignment}` to write one per "
+            "student. Files there: "
+            + str(sorted(p.name for p in html.parent.glob("*")) if html.parent.exists() else [])
+        )
+
+
+def test_grades_csv_matches_gradebook(assignment: str, round_trip: RoundTrip) -> None:
+    csv = round_trip.grades_csv
+    rows = csv[csv.assignment == assignment].set_index("student_id")
+    assert set(rows.index) == set(STUDENTS), (
+        f"grades.csv lists students {sorted(rows.index)} for {assignment}; expected {sorted(STUDENTS)}."
+    )
+    total = _autograded_total(assignment)
+    expected = {"alice": total, "bob": 0.0, "carol": total}
+    got = {student: float(rows.loc[student, "score"]) for student in STUDENTS}
+    assert got == pytest.approx(expected), (
+        f"grades.csv scores {got}; expected {expected} (autograded points only: written answers wait "
+        "for manual grading). Compare with the gradebook rows in the other round-trip tests."
+    )
+
+
+def test_validate_passes_on_solution(
+    assignment: str, validate_runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    result = validate_runs["solution"]
+    assert result.returncode == 0, (
+        f"`mlsys-lab validate` exited {result.returncode} on the solution of {assignment}; expected 0.\n"
+        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
+    assert result.stdout.rstrip().endswith("All tests passed."), f"Unexpected report:\n{result.stdout}"
+
+
+def test_validate_fails_on_blank_and_names_cells(
+    assignment: str, validate_runs: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    result = validate_runs["blank"]
+    assert result.returncode != 0, (
+        f"`mlsys-lab validate` exited 0 on the blank notebook of {assignment}; expected failure (nbgrader's "
+        f"own validate exits 0 whatever happens; ours must not).\nstdout:\n{result.stdout}"
+    )
+    student = nbformat.read(notebook_path("notebooks", assignment), as_version=4)
+    # Visible tests (cells with code beyond the first-line comment) and written answers must fail.
+    visible = [
+        str(c.metadata.nbgrader["grade_id"])
+        for c in student.cells
+        if is_test_cell(c) and any(line.strip() and not line.strip().startswith("#") for line in c.source.splitlines())
+    ]
+    expected = visible + graded_ids(student, is_manual_cell)
+    unnamed = [grade_id for grade_id in expected if grade_id not in result.stdout]
+    assert not unnamed, (
+        f"The validate report does not name failing cells {unnamed}; expected every visible test and "
+        f"written answer of the blank notebook listed.\nReport:\n{result.stdout}"
+    )
