@@ -46,8 +46,8 @@ notebooks: $(STAMP)  ## Regenerate notebooks/ and solutions/ from assignments/so
 lab: $(STAMP)  ## Open JupyterLab on notebooks/ as a student (Validate on, instructor tools off)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter-course $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 $(LAB_ARGS)
 
-bench: $(STAMP)  ## Run the benchmarks and print their tables
-	$(BIN)/python benchmarks/bench_simulator.py
+bench: $(STAMP)  ## Run the benchmarks and print their tables (a few minutes)
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; echo; done
 
 lock:  $(STAMP)  ## Re-resolve requirements.lock from pyproject.toml (maintainers)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --output-file requirements.lock
