@@ -35,8 +35,10 @@ EXPECTED_DTYPES = {
     "tx_time_days": np.dtype("int32"),
     "tx_fraud": np.dtype("int8"),
     "tx_fraud_scenario": np.dtype("int8"),
+    "tx_label_seconds": np.dtype("int64"),
 }
-# Columns that no fraud scenario may change (S3 changes tx_amount, every scenario changes the labels).
+# Columns that no fraud scenario may change (S3 changes tx_amount, every scenario changes the labels,
+# and with them tx_label_seconds: whether a row is fraud decides which label delay applies).
 GENUINE_COLUMNS = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_time_seconds", "tx_time_days"]
 
 
@@ -105,6 +107,8 @@ def test_columns_and_dtypes(tiny: Simulation) -> None:
     tx = tiny.transactions
     assert tuple(tx.columns) == COLUMNS
     assert dict(tx.dtypes) == EXPECTED_DTYPES
+    # New columns are appended, so positional readers of the first nine columns keep working.
+    assert COLUMNS[-3:] == ("tx_fraud", "tx_fraud_scenario", "tx_label_seconds")
     assert list(tiny.customers.columns) == ["customer_id", "x", "y", "mean_amount", "std_amount", "mean_daily_tx"]
     assert list(tiny.terminals.columns) == ["terminal_id", "x", "y"]
 
@@ -361,6 +365,8 @@ def test_iter_days_matches_simulate(tiny: Simulation) -> None:
         (lambda: SimulatorConfig(n_customers=10, n_terminals=10, n_days=3, random_state=-1), "random_state"),
         (lambda: SimulatorConfig(n_customers=10, n_terminals=10, n_days=3, radius=0.0), "radius"),
         (lambda: SimulatorConfig(n_customers=10, n_terminals=10, n_days=3, fraud=None), "fraud"),
+        (lambda: SimulatorConfig(n_customers=10, n_terminals=10, n_days=3, label_delay=30), "label_delay"),
+        (lambda: SimulatorConfig(n_customers=10, n_terminals=10, n_days=3, drift=[]), "drift"),
         (lambda: FraudScenarios(s2_terminals_per_10k_per_day=-1.0), "s2_terminals_per_10k_per_day"),
         (lambda: FraudScenarios(s3_customers_per_5k_per_day=float("nan")), "s3_customers_per_5k_per_day"),
         (lambda: FraudScenarios(s2_duration_days=0), "s2_duration_days"),
