@@ -4,13 +4,25 @@ Fraud labels are not known at decision time: a card is reported days or weeks la
 goes live on day ``d`` can only be trained on transactions whose labels are known by then, so the
 test period starts ``delay_days`` after the training period ends. The handbook's default is 7 days
 of training, 7 of delay and 7 of test.
+
+Two more rules make the test period honest:
+
+- cards already known to be compromised are blocked in production, so their later transactions
+  are removed from each test day (:func:`split_by_time` with ``remove_known_compromised=True``);
+- one split is one noisy number, so model selection uses several *prequential* folds, each shifted
+  one test period further into the past (:func:`prequential_splits`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
+
+from mlsys_lab.data.labels import labels_known_at
+
+SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,10 +64,32 @@ class TimeSplit:
         return cls(train_start_day=start, train_days=train_days, delay_days=delay_days, test_days=test_days)
 
 
+def known_compromised_cards(
+    transactions: pd.DataFrame, as_of_seconds: int, *, card_column: str = "customer_id"
+) -> set[int]:
+    """Cards with at least one fraud whose label is known at ``as_of_seconds``.
+
+    Goes through :func:`~mlsys_lab.data.labels.labels_known_at`: a fraud that has happened but has
+    not been reported yet does not make its card known.
+    """
+    known_fraud = labels_known_at(transactions, as_of_seconds) & (transactions["tx_fraud"].to_numpy() == 1)
+    return set(transactions.loc[known_fraud, card_column].tolist())
+
+
 def split_by_time(
-    transactions: pd.DataFrame, split: TimeSplit, day_column: str = "tx_time_days"
+    transactions: pd.DataFrame,
+    split: TimeSplit,
+    *,
+    remove_known_compromised: bool = False,
+    day_column: str = "tx_time_days",
+    card_column: str = "customer_id",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the (train, test) rows of ``split``; the delay days belong to neither.
+
+    With ``remove_known_compromised``, each test day ``D`` drops the transactions of cards whose
+    fraud was known ``delay_days`` before ``D`` started: the same information horizon as the
+    training labels, as in the Fraud Detection Handbook. Such cards are blocked already, so scoring
+    them would flatter the model.
 
     Examples
     --------
@@ -72,4 +106,37 @@ def split_by_time(
         )
     train = transactions[(days >= split.train_start_day) & (days < split.train_start_day + split.train_days)]
     test = transactions[(days >= split.test_start_day) & (days < split.end_day)]
-    return train, test
+    if not remove_known_compromised:
+        return train, test
+
+    keep = np.ones(len(test), dtype=bool)
+    test_days = test[day_column].to_numpy()
+    test_cards = test[card_column].to_numpy()
+    history = transactions[days < split.end_day - split.delay_days]
+    for day in range(split.test_start_day, split.end_day):
+        horizon = (day - split.delay_days) * SECONDS_PER_DAY
+        blocked = known_compromised_cards(history[history[day_column] < day - split.delay_days], horizon)
+        if blocked:
+            keep &= ~((test_days == day) & np.isin(test_cards, list(blocked)))
+    return train, test[keep]
+
+
+def prequential_splits(last: TimeSplit, n_folds: int) -> list[TimeSplit]:
+    """``n_folds`` splits: ``last`` and copies shifted back by one test period each, newest first.
+
+    Validating on several consecutive periods shows how much a score moves from week to week, which
+    one split hides (the handbook's prequential validation).
+
+    Examples
+    --------
+    >>> [s.train_start_day for s in prequential_splits(TimeSplit(train_start_day=30), 3)]
+    [30, 23, 16]
+    """
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be at least 1, got {n_folds}")
+    if last.train_start_day - (n_folds - 1) * last.test_days < 0:
+        raise ValueError(
+            f"{n_folds} folds of {last.test_days} days do not fit before day {last.train_start_day}: "
+            "use fewer folds or a later split"
+        )
+    return [replace(last, train_start_day=last.train_start_day - k * last.test_days) for k in range(n_folds)]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from mlsys_lab.data.features import TimeFlags
-from mlsys_lab.data.split import TimeSplit, split_by_time
+from mlsys_lab.data.split import TimeSplit, prequential_splits, split_by_time
 
 
 def test_split_leaves_the_delay_gap_out():
@@ -45,3 +45,43 @@ def test_time_flags_weekend_and_night_edges():
 def test_time_flags_needs_its_column():
     with pytest.raises(ValueError, match="tx_datetime"):
         TimeFlags().fit(pd.DataFrame({"x": [1]}))
+
+
+def _cards_frame() -> pd.DataFrame:
+    """Card 1 defrauded on day 2 (reported at once); card 2 defrauded on day 9 but reported on day 20."""
+    day = 86_400
+    rows = [
+        # day, card, fraud, label known at (seconds)
+        (2, 1, 1, 2 * day + 100),
+        (9, 2, 1, 20 * day),
+        (14, 1, 0, 44 * day),
+        (14, 2, 0, 44 * day),
+        (14, 3, 0, 44 * day),
+        (16, 1, 0, 46 * day),
+        (17, 3, 1, 17 * day + 5),
+        (20, 3, 0, 50 * day),
+    ]
+    frame = pd.DataFrame(rows, columns=["tx_time_days", "customer_id", "tx_fraud", "tx_label_seconds"])
+    frame["tx_time_seconds"] = frame["tx_time_days"] * day + 10
+    return frame
+
+
+def test_split_removes_cards_known_compromised_before_each_test_day():
+    frame = _cards_frame()
+    split = TimeSplit(train_start_day=0, train_days=7, delay_days=7, test_days=7)
+    _, kept = split_by_time(frame, split, remove_known_compromised=False)
+    _, cleaned = split_by_time(frame, split, remove_known_compromised=True)
+    assert len(kept) == 6
+    # Card 1's fraud (day 2) was known long before: its test rows go. Card 2's fraud was reported only on
+    # day 20, so on day 14 it is not known: it stays. Card 3's own fraud on day 17 is what the test is for.
+    assert sorted(zip(cleaned.tx_time_days, cleaned.customer_id, strict=True)) == [(14, 2), (14, 3), (17, 3), (20, 3)]
+
+
+def test_prequential_folds_shift_back_one_test_period():
+    folds = prequential_splits(TimeSplit(train_start_day=30, test_days=7), 4)
+    assert [f.train_start_day for f in folds] == [30, 23, 16, 9]
+    assert all(f.test_start_day - f.train_start_day == 14 for f in folds)
+    with pytest.raises(ValueError, match="do not fit"):
+        prequential_splits(TimeSplit(train_start_day=10), 3)
+    with pytest.raises(ValueError, match="n_folds"):
+        prequential_splits(TimeSplit(train_start_day=10), 0)
