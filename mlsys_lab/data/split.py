@@ -86,10 +86,10 @@ def split_by_time(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the (train, test) rows of ``split``; the delay days belong to neither.
 
-    With ``remove_known_compromised``, each test day ``D`` drops the transactions of cards whose
-    fraud was known ``delay_days`` before ``D`` started: the same information horizon as the
-    training labels, as in the Fraud Detection Handbook. Such cards are blocked already, so scoring
-    them would flatter the model.
+    With ``remove_known_compromised``, each test day ``D`` drops the transactions of cards with a
+    fraud on or after ``train_start_day`` whose label was known ``delay_days`` before ``D`` started:
+    the same information horizon as the training labels, as in the Fraud Detection Handbook. Such
+    cards are blocked already, so scoring them would flatter the model.
 
     Examples
     --------
@@ -112,7 +112,9 @@ def split_by_time(
     keep = np.ones(len(test), dtype=bool)
     test_days = test[day_column].to_numpy()
     test_cards = test[card_column].to_numpy()
-    history = transactions[days < split.end_day - split.delay_days]
+    # As in the handbook, "known" means reported about a fraud since training started: the bank
+    # reissues a compromised card, so frauds from long before do not block it for ever.
+    history = transactions[(days >= split.train_start_day) & (days < split.end_day - split.delay_days)]
     for day in range(split.test_start_day, split.end_day):
         horizon = (day - split.delay_days) * SECONDS_PER_DAY
         blocked = known_compromised_cards(history[history[day_column] < day - split.delay_days], horizon)
