@@ -8,14 +8,17 @@ It grows with the course. So far it runs the data layer and a first model:
 4. split by time with a delay gap, drop cards already known to be compromised from the test days,
    and train on the labels known when training happens;
 5. print the accuracy trap (a model that never says "fraud" is as accurate as any) and the metrics
-   that tell the models apart.
+   that tell the models apart;
+6. train a small grid of candidates (four families) with prequential validation, track every run in
+   MLflow (``runs/mlflow`` by default, see :class:`~mlsys_lab.training.TrackingSettings`), measure
+   what each costs to run, print the trade-off table and name the model a stated rule picks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,16 @@ from mlsys_lab.data.faults import FeedFaults, raw_feed, score
 from mlsys_lab.data.features import FEATURE_COLUMNS, TimeFlags, build_features
 from mlsys_lab.data.split import SECONDS_PER_DAY, TimeSplit, split_by_time
 from mlsys_lab.data.validation import validate
+from mlsys_lab.training import (
+    CARDS_CHECKED_SHARE,
+    Constraints,
+    Selection,
+    Tracker,
+    TrackingSettings,
+    candidate_grid,
+    select_model,
+    tradeoff_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +89,10 @@ class DemoReport:
     quarantine_rules: pd.DataFrame  # per rule: rows quarantined
     metrics: pd.DataFrame  # one row per model
     seconds: dict[str, float]
+    tradeoff: pd.DataFrame  # one row per candidate: quality and measured costs (training.tradeoff_table)
+    selection: Selection  # the chosen candidate and why the others were rejected
+    tracking: TrackingSettings  # where the candidates' runs were recorded
+    validation_folds: int  # prequential folds per candidate (0 when the data is too short)
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -94,12 +111,26 @@ def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float]
     return summary, per_scenario
 
 
-#: Investigators check this share of all cards each day: the handbook's 100 cards a day for 5,000 customers.
-CARDS_CHECKED_SHARE = 0.02
+#: The demo's experiment in the tracking store.
+DEMO_EXPERIMENT = "demo"
+#: The selection rule the demo states: acceptable quality, within the API's latency and memory budgets.
+#: The quality margin is wider than the issue's example (0.02): on ``small`` the validation folds'
+#: average precision moves by about 0.1, so 0.02 would separate models on noise.
+DEMO_CONSTRAINTS = Constraints(ap_within_best=0.05, p99_latency_ms=5.0, max_artifact_mb=20.0)
+
+
+def validation_folds_that_fit(split: TimeSplit, wanted: int = 3) -> int:
+    """How many prequential validation folds (at most ``wanted``) fit before ``split``; 0 on short data."""
+    newest_start = split.train_start_day - split.delay_days - split.test_days
+    return 0 if newest_start < 0 else min(wanted, newest_start // split.test_days + 1)
 
 
 def run_demo(
-    preset_name: str = "small", random_state: int = 0, threshold: float = 0.5, k: int | None = None
+    preset_name: str = "small",
+    random_state: int = 0,
+    threshold: float = 0.5,
+    k: int | None = None,
+    tracking: TrackingSettings | None = None,
 ) -> DemoReport:
     """Run the data layer and the first models end to end, and measure them.
 
@@ -114,6 +145,9 @@ def run_demo(
     k
         Cards investigators can check per day, for card precision@k; by default
         ``CARDS_CHECKED_SHARE`` of the customers (100 on ``full``).
+    tracking
+        Where to record the candidates' runs; ``TrackingSettings()`` (``$MLSYS_LAB_TRACKING_DIR`` or
+        ``./runs/mlflow``) by default, experiment ``demo``.
     """
     seconds: dict[str, float] = {}
     config = preset(preset_name, random_state=random_state)
@@ -169,7 +203,32 @@ def run_demo(
         for name, y_proba in scored.items()
     ]
     metrics = pd.DataFrame(rows).set_index("model")
-    return DemoReport(config, split, summary, per_scenario, validation, quarantine_rules, metrics, seconds)
+
+    # Module 02: which model is acceptable, not which is best. Every candidate is validated on the
+    # folds before the test period, tracked, and measured the way the API will run it.
+    settings = tracking or TrackingSettings(experiment=DEMO_EXPERIMENT)
+    folds = validation_folds_that_fit(split)
+    candidates = candidate_grid(split, random_state=random_state, validation_folds=folds, cards_per_day=k)
+    clock = time.perf_counter()
+    tradeoff, _ = tradeoff_table(candidates, frame, tracker=Tracker(settings))
+    seconds["candidates"] = time.perf_counter() - clock
+    # Without validation folds (tiny data) the only quality measure left is the test's: say so in the output.
+    constraints = DEMO_CONSTRAINTS if folds else replace(DEMO_CONSTRAINTS, quality="test_ap")
+    selection = select_model(tradeoff, constraints)
+    return DemoReport(
+        config,
+        split,
+        summary,
+        per_scenario,
+        validation,
+        quarantine_rules,
+        metrics,
+        seconds,
+        tradeoff,
+        selection,
+        settings,
+        folds,
+    )
 
 
 def format_report(report: DemoReport) -> str:
@@ -204,5 +263,50 @@ def format_report(report: DemoReport) -> str:
         "saying 'fraud'.",
         f"What accuracy hides: the 15-feature model catches {best['recall']:.0%} of frauds at threshold 0.5; of the "
         f"{k_column.split('@')[1]} cards investigators check each day, {best[k_column]:.0%} are really compromised.",
+        "",
+        *format_tradeoff(report),
     ]
     return "\n".join(lines)
+
+
+#: Columns of the printed trade-off table: (column, header, format).
+_TRADEOFF_COLUMNS = (
+    ("val_ap_mean", "val AP", "{:.3f}"),
+    ("val_ap_std", "± std", "{:.3f}"),
+    ("test_ap", "test AP", "{:.3f}"),
+    ("test_cp_at_k", "test CP@k", "{:.3f}"),
+    ("fit_seconds", "fit s", "{:.2f}"),
+    ("p50_latency_ms", "p50 ms", "{:.2f}"),
+    ("p99_latency_ms", "p99 ms", "{:.2f}"),
+    ("bulk_rows_per_s", "rows/s", "{:,.0f}"),
+    ("artifact_mb", "size MB", "{:.2f}"),
+    ("peak_fit_memory_mb", "fit MB", "{:.1f}"),
+    ("test_alerts_per_day", "alerts/day", "{:.1f}"),
+    ("test_daily_cost", "cost/day", "{:,.0f}"),
+)
+
+
+def format_tradeoff(report: DemoReport) -> list[str]:
+    """The candidates' trade-off table, the selection rule and its verdicts, and where the runs are."""
+    table = pd.DataFrame(
+        {header: report.tradeoff[column].map(fmt.format) for column, header, fmt in _TRADEOFF_COLUMNS},
+        index=report.tradeoff.index,
+    )
+    table.insert(0, "", ["<- chosen" if name == report.selection.chosen else "" for name in table.index])
+    folds = report.validation_folds
+    lines = [
+        f"== Candidates ({len(table)} models, {report.seconds['candidates']:.1f} s): "
+        + (
+            f"{folds} prequential validation folds before the test period; "
+            if folds
+            else "data too short for validation folds, so selection uses the test period (optimistic); "
+        )
+        + "latency is one NumPy row per call, one thread, measured here",
+        table.to_string(),
+        "",
+        report.selection.explain(),
+        "",
+        f"Runs tracked in {report.tracking.root} (experiment {report.tracking.experiment!r}); look at them with:",
+        f"  {report.tracking.ui_command}",
+    ]
+    return lines

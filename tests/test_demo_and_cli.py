@@ -1,5 +1,6 @@
 """Tests of the main job (make demo) and the mlsys-lab command line, run as a user runs them."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,21 +8,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlsys_lab.demo import format_report, run_demo
+from mlsys_lab.demo import DEMO_CONSTRAINTS, format_report, run_demo
+from mlsys_lab.training import TrackingSettings, runs_table
 
 CLI = Path(sys.executable).with_name("mlsys-lab")
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
-def small_report():
+def tracking(tmp_path_factory):
+    return TrackingSettings(root=tmp_path_factory.mktemp("demo-runs"), experiment="demo")
+
+
+@pytest.fixture(scope="module")
+def small_report(tracking):
     # small, not tiny: tiny's 30 days leave the 30-day windows truncated and only a handful of test frauds.
-    return run_demo("small", random_state=0)
+    return run_demo("small", random_state=0, tracking=tracking)
 
 
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
 def test_demo_shows_the_accuracy_trap(small_report):
     metrics = small_report.metrics
     trivial = metrics.loc["always legitimate"]
@@ -38,12 +46,14 @@ def test_demo_shows_the_accuracy_trap(small_report):
     assert model["average_precision"] > baseline["average_precision"]
 
 
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
 def test_demo_trains_on_the_past_and_tests_on_the_future(small_report):
     split = small_report.split
     assert split.end_day == small_report.config.n_days
     assert split.train_start_day + split.train_days + split.delay_days == split.test_start_day
 
 
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
 def test_demo_validates_the_feed_before_using_it(small_report):
     validation = small_report.validation.set_index("fault")
     faulted = validation.drop(index="clean")
@@ -53,22 +63,61 @@ def test_demo_validates_the_feed_before_using_it(small_report):
     assert small_report.quarantine_rules["rows"].sum() >= faulted["injected"].sum()
 
 
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
 def test_demo_summary_counts_frauds_per_scenario(small_report):
     assert sum(small_report.frauds_per_scenario.values()) == small_report.data_summary["frauds"]
     text = format_report(small_report)
     assert "accuracy trap" in text and "S2 compromised terminal" in text
 
 
-def test_demo_is_reproducible():
-    first, second = run_demo("tiny", random_state=3), run_demo("tiny", random_state=3)
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
+def test_demo_names_a_chosen_model_that_meets_its_constraints(small_report):
+    table, selection = small_report.tradeoff, small_report.selection
+    assert set(table["family"]) == {"logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting"}
+    assert small_report.validation_folds == 3
+    assert selection.chosen is not None, selection.explain()
+    row = table.loc[selection.chosen]
+    assert row["val_ap_mean"] >= table["val_ap_mean"].max() - DEMO_CONSTRAINTS.ap_within_best
+    assert row["p99_latency_ms"] <= DEMO_CONSTRAINTS.p99_latency_ms
+    assert row["artifact_mb"] <= DEMO_CONSTRAINTS.max_artifact_mb
+    # Every rejected candidate says which constraint it broke.
+    rejected = selection.verdicts[~selection.verdicts["accepted"]]
+    assert (rejected["broken"] != "").all()
+    # Measured, not assumed: every cost column holds a positive number.
+    measured = ["fit_seconds", "p50_latency_ms", "p99_latency_ms", "bulk_rows_per_s", "artifact_mb"]
+    assert (table[measured] > 0).all().all()
+    text = format_report(small_report)
+    assert f"Chosen: {selection.chosen}" in text and "<- chosen" in text and "p99 ms" in text
+
+
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
+def test_demo_tracks_every_candidate(small_report, tracking):
+    tracked = runs_table(tracking)
+    assert set(small_report.tradeoff["run_id"]) <= set(tracked["run_id"])
+    assert tracked["model_sha256"].str.len().eq(64).all()
+
+
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
+def test_demo_is_reproducible(tmp_path):
+    settings = TrackingSettings(root=tmp_path / "runs")
+    first, second = (
+        run_demo("tiny", random_state=3, tracking=settings),
+        run_demo("tiny", random_state=3, tracking=settings),
+    )
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
+    quality = ["test_ap", "test_cp_at_k", "threshold", "test_daily_cost"]
+    pd.testing.assert_frame_equal(first.tradeoff[quality], second.tradeoff[quality])
 
 
-def test_cli_demo_runs_end_to_end():
-    result = run_cli("demo", "--preset", "tiny")
+@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
+def test_cli_demo_runs_end_to_end(tmp_path):
+    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
+    result = run_cli("demo", "--preset", "tiny", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "The accuracy trap" in result.stdout
+    assert "== Candidates" in result.stdout and "Rule:" in result.stdout
     assert result.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "the demo must leave nothing but its store"
 
 
 def test_cli_rejects_an_unknown_preset_by_name():

@@ -1,0 +1,118 @@
+"""Model selection: prequential folds, the measured trade-off table and a rule that explains itself."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlsys_lab.data.split import TimeSplit
+from mlsys_lab.training import (
+    Constraints,
+    TrainingConfig,
+    build_pipeline,
+    candidate_grid,
+    measure_latency,
+    prequential_evaluate,
+    select_model,
+    split_data,
+    tradeoff_table,
+)
+
+TABLE = pd.DataFrame(
+    {
+        "val_ap_mean": [0.60, 0.59, 0.50, 0.595],
+        "val_ap_std": [0.05, 0.05, 0.02, 0.20],
+        "p99_latency_ms": [9.0, 1.0, 0.2, 0.9],
+        "artifact_mb": [30.0, 1.0, 0.1, 2.0],
+    },
+    index=["forest", "boosting", "logistic", "wobbly"],
+)
+
+
+def test_select_model_picks_the_cheapest_acceptable_and_says_why_others_lost():
+    selection = select_model(TABLE, Constraints(ap_within_best=0.02, p99_latency_ms=5.0, max_artifact_mb=20.0))
+    assert selection.chosen == "wobbly"  # acceptable and the fastest
+    verdicts = selection.verdicts
+    assert verdicts.loc["forest", "broken"] == "p99 latency 9.00 ms > 5 ms; artifact 30.00 MB > 20 MB"
+    assert "val_ap_mean 0.500 < best 0.600 - 0.02" in verdicts.loc["logistic", "broken"]
+    assert verdicts.loc["boosting", "accepted"] and verdicts.loc["boosting", "broken"] == ""
+    assert "rejected forest" in selection.explain()
+
+
+def test_a_stability_limit_rejects_a_model_whose_folds_disagree():
+    selection = select_model(TABLE, Constraints(max_quality_std=0.1))
+    assert selection.chosen == "boosting"
+    assert "quality std 0.200 > 0.1" in selection.verdicts.loc["wobbly", "broken"]
+
+
+def test_no_acceptable_model_is_said_plainly_and_nan_breaks_a_limit():
+    table = TABLE.assign(p99_latency_ms=[9.0, math.nan, 7.0, 6.0])
+    selection = select_model(table, Constraints())
+    assert selection.chosen is None
+    assert "p99 latency nan ms" in selection.verdicts.loc["boosting", "broken"]
+    assert "No candidate" in selection.explain()
+
+
+def test_constraints_reject_nonsense_by_name():
+    with pytest.raises(ValueError, match="p99_latency_ms"):
+        Constraints(p99_latency_ms=-1.0)
+    with pytest.raises(ValueError, match="val_ap_mean"):
+        select_model(TABLE.drop(columns="val_ap_mean"))
+
+
+def test_candidate_grid_covers_the_four_families():
+    split = TimeSplit(train_start_day=49)
+    grid = candidate_grid(split, random_state=3)
+    assert {c.family for c in grid} == {
+        "logistic_regression",
+        "decision_tree",
+        "random_forest",
+        "hist_gradient_boosting",
+    }
+    assert all(c.random_state == 3 for c in grid)
+    assert len({c.name for c in grid}) == len(grid)
+    assert len(candidate_grid(split, small=False)) > len(grid)
+
+
+def test_prequential_folds_sit_before_the_test_period_and_give_mean_and_std(small_frame, small_split):
+    config = TrainingConfig(family="logistic_regression", split=small_split, validation_folds=3)
+    scores = prequential_evaluate(config, small_frame, k=20)
+    folds = scores.folds
+    assert folds["train_start_day"].tolist() == [35, 28, 21]
+    assert (folds["test_start_day"] + 7 <= small_split.test_start_day).all(), "validation must not touch the test"
+    assert folds["average_precision"].between(0, 1).all()
+    assert scores.std["average_precision"] == pytest.approx(folds["average_precision"].std(ddof=1))
+    assert "±" in scores.summary().loc["average_precision", "mean ± std"]
+
+
+def test_measure_latency_times_single_numpy_rows(tiny_frame, forest_config):
+    data = split_data(forest_config, tiny_frame)
+    pipeline = build_pipeline(forest_config).fit(data.X_train, data.y_train)
+    latency = measure_latency(pipeline, data.X_test, calls=50, warmup=5)
+    assert 0 < latency.p50_ms <= latency.p99_ms
+    assert latency.calls == 50
+
+
+def test_tradeoff_table_measures_every_candidate(tiny_frame, tiny_split, tracker):
+    candidates = [
+        TrainingConfig(family="logistic_regression", split=tiny_split, validation_folds=0),
+        TrainingConfig(family="decision_tree", params={"max_depth": 3}, split=tiny_split, validation_folds=0),
+    ]
+    table, runs = tradeoff_table(candidates, tiny_frame, tracker=tracker, latency_calls=50)
+    assert list(table.index) == [c.name for c in candidates] == list(runs)
+    measured = [
+        "fit_seconds",
+        "p50_latency_ms",
+        "p99_latency_ms",
+        "bulk_rows_per_s",
+        "artifact_mb",
+        "peak_fit_memory_mb",
+    ]
+    assert (table[measured] > 0).all().all(), table[measured]
+    assert np.isfinite(table[["test_ap", "test_cp_at_k"]].to_numpy()).all()
+    # Serving measurements are added to the tracked runs.
+    from mlsys_lab.training import runs_table
+
+    tracked = runs_table(tracker).set_index("run_id")
+    assert tracked.loc[table["run_id"].iloc[0], "p99_latency_ms"] == pytest.approx(table["p99_latency_ms"].iloc[0])
