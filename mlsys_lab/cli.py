@@ -87,3 +87,80 @@ def notebooks(
 
     for name in course.build_course(root):
         typer.echo(f"built {name}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default, so nothing outside sees it.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes (they share the decision log).")] = 1,
+) -> None:
+    """Run the scoring API (FastAPI on uvicorn) on the registry's champion.
+
+    Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, admin token, alias,
+    batch limit): see mlsys_lab.deployment.settings. With several workers each one follows the
+    registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS (5 unless set), since /admin/reload reaches
+    only the worker that receives it.
+    """
+    import os
+
+    import uvicorn
+
+    if workers > 1 and not os.environ.get("MLSYS_LAB_MODEL_REFRESH_SECONDS"):
+        # /admin/reload reaches one worker; the others follow the registry alias on a timer.
+        os.environ["MLSYS_LAB_MODEL_REFRESH_SECONDS"] = "5"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("binding to %s: the API is reachable from other machines", host)
+    uvicorn.run(
+        "mlsys_lab.deployment.service:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+Who = Annotated[str, typer.Option("--who", help="Who moves the alias (kept in the alias history).")]
+Why = Annotated[str, typer.Option("--why", help="Why (kept in the alias history).")]
+
+
+@app.command()
+def register(run_id: Annotated[str, typer.Argument(help="The MLflow run id of a tracked training run.")]) -> None:
+    """Register a tracked run as a new version of the fraud-detector model (store: MLSYS_LAB_TRACKING_DIR)."""
+    from mlsys_lab.deployment.registry import IntegrityError, Registry, RegistryError
+
+    try:
+        info = Registry().register(run_id)
+    except (RegistryError, IntegrityError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="RUN_ID") from None
+    typer.echo(f"registered run {run_id} as version {info.version} (sha256 {info.sha256})")
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="The version to serve as champion.")], who: Who, why: Why
+) -> None:
+    """Make VERSION the champion (after its checksum passes); running services pick it up on reload."""
+    from mlsys_lab.deployment.registry import IntegrityError, Registry, RegistryError
+
+    try:
+        Registry().promote(version, who=who, why=why)
+    except (RegistryError, IntegrityError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="VERSION") from None
+    typer.echo(f"champion is now version {version}")
+
+
+@app.command()
+def rollback(who: Who, why: Why) -> None:
+    """Point champion back at the version it had before its newest promotion."""
+    from mlsys_lab.deployment.registry import IntegrityError, Registry, RegistryError
+
+    try:
+        version = Registry().rollback(who=who, why=why)
+    except (RegistryError, IntegrityError) as exc:
+        typer.echo(f"rollback refused: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"champion is now version {version}")

@@ -1,0 +1,340 @@
+"""Is every acknowledged decision in the log? Durable commits, WAL, several writers, labels, tailing, replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlsys_lab.data.features import FEATURE_COLUMNS, build_features
+from mlsys_lab.data.online import OnlineFeatureState
+from mlsys_lab.deployment.decision_log import (
+    Decision,
+    DecisionLog,
+    DuplicateRequestId,
+    UnknownTransaction,
+)
+
+T0 = dt.datetime(2018, 4, 1, 12, 0)
+
+
+def make_decision(i: int, *, request_id: str | None = None, transaction_id: int | None = None, **changes) -> Decision:
+    values = {
+        "request_id": f"req-{i}" if request_id is None else request_id,
+        "decided_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i),
+        "transaction_id": i if transaction_id is None else transaction_id,
+        "customer_id": i % 7,
+        "terminal_id": i % 5,
+        "tx_datetime": T0 + dt.timedelta(minutes=i),
+        "tx_amount": 10.0 + i / 100,
+        "model_version": 1,
+        "features": {name: float(i) + k / 10 for k, name in enumerate(FEATURE_COLUMNS)},
+        "score": 0.25,
+        "decision": False,
+        "threshold": 0.5,
+        "latency_ms": 1.5,
+    }
+    return Decision(**{**values, **changes})
+
+
+@pytest.fixture(params=["memory", "file"])
+def log(request, tmp_path):
+    """The same tests on an in-memory SQLite and a file, both given as an explicit URL."""
+    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url)
+    log.create()
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def file_log(tmp_path):
+    log = DecisionLog(f"sqlite:///{tmp_path / 'log' / 'decisions.db'}")
+    yield log
+    log.close()
+
+
+def test_a_decision_round_trips(log):
+    decision = make_decision(3, decision=True, score=0.875, schema_version="v2")
+    log.record(decision)
+    table = log.decisions(with_features=True)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["id"] == 1 and row["request_id"] == "req-3"
+    assert row["decided_at"] == pd.Timestamp(decision.decided_at)
+    assert (row["transaction_id"], row["customer_id"], row["terminal_id"]) == (3, 3, 3)
+    assert row["tx_datetime"] == pd.Timestamp(decision.tx_datetime)
+    assert row["tx_amount"] == decision.tx_amount and row["score"] == 0.875 and row["threshold"] == 0.5
+    assert row["decision"] is np.True_ or row["decision"] is True
+    assert row["model_version"] == 1 and row["latency_ms"] == 1.5 and row["schema_version"] == "v2"
+    assert row["features"] == dict(decision.features), "features must round-trip exactly, in order"
+    assert list(row["features"]) == list(FEATURE_COLUMNS)
+    assert log.request_ids() == {"req-3"}
+
+
+def test_an_aware_decision_time_is_stored_in_utc(log):
+    paris = dt.timezone(dt.timedelta(hours=2))
+    log.record(make_decision(1, decided_at=dt.datetime(2026, 6, 1, 14, 0, tzinfo=paris)))
+    assert log.decisions()["decided_at"].iloc[0] == pd.Timestamp("2026-06-01 12:00", tz="UTC")
+
+
+def test_a_duplicate_request_id_is_refused_and_writes_nothing(log):
+    log.record(make_decision(1))
+    with pytest.raises(DuplicateRequestId, match="req-1"):
+        log.record(make_decision(2, request_id="req-1"))
+    with pytest.raises(DuplicateRequestId):
+        log.record_many([make_decision(5), make_decision(6, request_id="req-1")])
+    assert log.request_ids() == {"req-1"}, "a batch with a duplicate must write none of its rows"
+
+
+def test_bad_decisions_are_refused(log):
+    with pytest.raises(ValueError, match="score"):
+        log.record(make_decision(1, score=float("nan")))
+    with pytest.raises(ValueError, match="finite"):
+        log.record(make_decision(1, features={"tx_amount": float("inf")}))
+    with pytest.raises(ValueError, match="request_id"):
+        log.record(make_decision(1, request_id=""))
+    assert log.decisions().empty
+
+
+def test_record_is_committed_before_it_returns(file_log):
+    file_log.record(make_decision(1))
+    # Another connection, as another process would open it, sees the row at once.
+    with sqlite3.connect(file_log.url.database) as other:
+        assert other.execute("SELECT request_id FROM decisions").fetchall() == [("req-1",)]
+
+
+def test_an_acknowledged_decision_survives_kill_9(tmp_path):
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    child = textwrap.dedent(
+        f"""
+        import datetime as dt, os, signal, sys
+        from mlsys_lab.deployment.decision_log import Decision, DecisionLog
+        log = DecisionLog({url!r})
+        log.record(Decision("acked", dt.datetime.now(dt.UTC), 7, 1, 2, dt.datetime(2018, 4, 1), 9.5, 1,
+                            {{"tx_amount": 9.5}}, 0.1, False, 0.5, 1.0))
+        print("ack", flush=True)  # the response a client would get
+        os.kill(os.getpid(), signal.SIGKILL)  # no close, no atexit, no flush of anything
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9 and done.stdout == "ack\n", done.stderr
+    assert DecisionLog(url).request_ids() == {"acked"}
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(file_log):
+    file_log.create()
+    with file_log.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() in (1, 2)  # NORMAL or FULL, never OFF
+    with sqlite3.connect(file_log.url.database) as other:  # WAL is a property of the file, not the connection
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_synchronous_full_is_available_and_off_is_not(tmp_path):
+    log = DecisionLog(f"sqlite:///{tmp_path / 'full.db'}", synchronous="FULL")
+    with log.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    with pytest.raises(ValueError, match="never OFF"):
+        DecisionLog(f"sqlite:///{tmp_path / 'off.db'}", synchronous="OFF").create()  # type: ignore[arg-type]
+
+
+def test_nothing_is_created_before_first_use_and_relative_paths_resolve_at_construction(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log = DecisionLog()  # the default, sqlite:///runs/decisions.db
+    assert not (tmp_path / "runs").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    log.record(make_decision(1))
+    assert (tmp_path / "runs" / "decisions.db").is_file(), "the path is fixed when the log is created"
+    assert not (elsewhere / "runs").exists()
+    log.close()
+
+
+def _write_many(url: str, worker: int, n: int, start: multiprocessing.synchronize.Barrier) -> None:
+    log = DecisionLog(url)
+    start.wait()  # every process creates the tables and writes at the same moment
+    log.create()
+    for i in range(n):
+        log.record(make_decision(worker * 10_000 + i))
+        if i % 10 == 0:
+            log.record_label(worker * 10_000 + i, True, T0 + dt.timedelta(days=30))
+    log.close()
+
+
+@pytest.mark.slow  # about 3-5 s: three spawned interpreters import the package
+def test_several_processes_write_at_once_and_lose_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    context = multiprocessing.get_context("spawn")
+    workers, n = 3, 150
+    start = context.Barrier(workers)
+    processes = [context.Process(target=_write_many, args=(url, w, n, start)) for w in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * workers
+    log = DecisionLog(url)
+    assert log.request_ids() == {f"req-{w * 10_000 + i}" for w in range(workers) for i in range(n)}
+    table = log.decisions()
+    assert table["id"].tolist() == list(range(1, workers * n + 1)), "ids must be dense and in commit order"
+    assert len(log.labels()) == workers * n // 10
+
+
+def test_threads_sharing_one_log_lose_nothing(log):
+    def write(worker: int) -> None:
+        for i in range(40):
+            log.record(make_decision(worker * 1000 + i))
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(log.request_ids()) == 160
+
+
+def test_a_label_needs_a_known_transaction(log):
+    with pytest.raises(UnknownTransaction, match="transaction 42"):
+        log.record_label(42, True, T0)
+    log.record(make_decision(42))
+    with pytest.raises(ValueError, match="cannot be known"):
+        log.record_label(42, True, T0)  # before the transaction happened (T0 + 42 minutes)
+    assert log.labels().empty
+
+
+def test_labels_keep_their_history_and_the_newest_wins(log):
+    log.record(make_decision(1))
+    log.record(make_decision(2))
+    log.record_label(1, True, T0 + dt.timedelta(days=1))
+    log.record_label(2, False, T0 + dt.timedelta(days=30))
+    log.record_label(1, False, T0 + dt.timedelta(days=3))  # the investigators corrected it
+    labels = log.labels()
+    assert labels["id"].tolist() == [1, 2, 3]
+    assert labels["transaction_id"].tolist() == [1, 2, 1]
+    assert labels["is_fraud"].tolist() == [True, False, False]
+    assert labels["label_time"].iloc[0] == pd.Timestamp(T0 + dt.timedelta(days=1))
+    assert str(labels["recorded_at"].dt.tz) == "UTC"
+    current = log.labels(latest_only=True).set_index("transaction_id")["is_fraud"]
+    assert current.to_dict() == {2: False, 1: False}
+    assert log.labels(since_id=2)["id"].tolist() == [3]
+    history = log.history_frame().set_index("transaction_id")
+    assert history.loc[1, "tx_fraud"] == 0 and history.loc[1, "tx_label_seconds"] == 3 * 86400 + 12 * 3600
+
+
+def test_decision_for_names_the_model_version(log):
+    assert log.decision_for(5) is None
+    log.record(make_decision(5, model_version=3))
+    log.record(make_decision(6, request_id="retry-of-5", transaction_id=5, model_version=4))
+    found = log.decision_for(5)
+    assert found is not None
+    assert found["model_version"] == 4 and found["request_id"] == "retry-of-5" and found["n_decisions"] == 2
+    assert found["features"]["tx_amount"] == 6.0
+    assert found["decided_at"].tzinfo is not None
+
+
+def test_tailing_with_since_id_sees_every_row_once_in_order(log):
+    log.record_many([make_decision(i) for i in range(5)])
+    seen: list[str] = []
+    last = 0
+    while True:
+        page = log.decisions(since_id=last, limit=2)
+        if page.empty:
+            break
+        seen += page["request_id"].tolist()
+        last = int(page["id"].max())
+    assert seen == [f"req-{i}" for i in range(5)]
+    log.record(make_decision(9))
+    assert log.decisions(since_id=last)["request_id"].tolist() == ["req-9"]
+
+
+def test_history_frame_has_the_simulator_columns_and_unknown_labels_are_missing(log):
+    log.record_many([make_decision(i) for i in range(3)])
+    log.record_label(1, True, T0 + dt.timedelta(days=2))
+    frame = log.history_frame()
+    assert list(frame.columns) == [
+        "transaction_id",
+        "tx_datetime",
+        "customer_id",
+        "terminal_id",
+        "tx_amount",
+        "tx_time_seconds",
+        "tx_fraud",
+        "tx_label_seconds",
+    ]
+    assert frame["tx_time_seconds"].tolist() == [12 * 3600 + 60 * i for i in range(3)], "seconds since 2018-04-01"
+    assert frame["tx_fraud"].dtype == "Int8" and frame["tx_fraud"].isna().tolist() == [True, False, True]
+    assert np.isnan(frame["tx_label_seconds"].iloc[0]) and frame["tx_label_seconds"].iloc[1] == 2 * 86400 + 12 * 3600
+    assert log.history_frame(since=T0 + dt.timedelta(minutes=1))["transaction_id"].tolist() == [1, 2]
+
+
+def test_the_log_rebuilds_the_online_features_the_offline_path_computes(tiny_simulation):
+    """A restart: the state rebuilt from the log scores the next transactions as build_features does offline."""
+    transactions = tiny_simulation.transactions
+    offline = build_features(transactions)
+    cutoff = 21 * 86400  # the service restarts at the start of day 21
+    seen = transactions[transactions["tx_time_seconds"] < cutoff]
+    log = DecisionLog("sqlite://")
+    log.record_many(
+        Decision(
+            request_id=f"r{tx.transaction_id}",
+            decided_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            transaction_id=tx.transaction_id,
+            customer_id=tx.customer_id,
+            terminal_id=tx.terminal_id,
+            tx_datetime=tx.tx_datetime,
+            tx_amount=tx.tx_amount,
+            model_version=1,
+            features={},
+            score=0.0,
+            decision=False,
+            threshold=0.5,
+            latency_ms=0.0,
+        )
+        for tx in seen.itertuples()
+    )
+    start = pd.Timestamp(tiny_simulation.config.start_date)
+    known = seen[seen["tx_label_seconds"] < cutoff]
+    assert known["tx_fraud"].sum() > 5, "the check needs some fraud labels to matter"
+    for tx in known.itertuples():
+        log.record_label(tx.transaction_id, bool(tx.tx_fraud), start + pd.Timedelta(seconds=tx.tx_label_seconds))
+
+    state = OnlineFeatureState.from_history(log.history_frame(), labels_as_of=cutoff)
+    upcoming = transactions[transactions["tx_time_seconds"] >= cutoff].head(30)
+    for tx in upcoming.itertuples():
+        online = state.features_and_observe(
+            {
+                "transaction_id": tx.transaction_id,
+                "customer_id": tx.customer_id,
+                "terminal_id": tx.terminal_id,
+                "tx_amount": tx.tx_amount,
+                "tx_datetime": tx.tx_datetime,
+            }
+        )
+        np.testing.assert_allclose(
+            list(online.values()),
+            offline.loc[tx.Index, list(FEATURE_COLUMNS)].to_numpy(dtype=float),
+            rtol=1e-9,
+            err_msg=f"transaction {tx.transaction_id}",
+        )
+    assert (offline.loc[upcoming.index, "terminal_id_risk_30day_window"] > 0).any(), "no risk feature was tested"
+
+
+def test_a_decision_log_on_another_url_than_the_default_works_by_setting(tmp_path):
+    # "Any SQL URL": nothing SQLite-specific is needed beyond the URL; here a second SQLite file by URL.
+    url = f"sqlite:///{tmp_path / 'other' / 'log.sqlite'}"
+    log = DecisionLog(url)
+    log.record(make_decision(1))
+    assert os.path.exists(tmp_path / "other" / "log.sqlite")
+    assert DecisionLog(url).decision_for(1)["request_id"] == "req-1"
