@@ -1,6 +1,8 @@
 """Tests of the main job (make demo) and the mlsys-lab command line, run as a user runs them."""
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +10,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlsys_lab.demo import DEMO_CONSTRAINTS, format_report, run_demo
+from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, format_report, run_demo
+from mlsys_lab.deployment.decision_log import DecisionLog
+from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.training import TrackingSettings, runs_table
 
 CLI = Path(sys.executable).with_name("mlsys-lab")
+
+
+def assert_nothing_listens(url: str) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,6 +107,51 @@ def test_demo_tracks_every_candidate(small_report, tracking):
     assert tracked["model_sha256"].str.len().eq(64).all()
 
 
+@pytest.mark.slow  # trains the candidate grid and replays a day through the real service (about 50 s)
+def test_demo_serves_the_registered_champion_and_logs_every_acknowledged_decision(small_report, tracking):
+    deployment = small_report.deployment
+    assert deployment is not None, "the demo chose a model, so it must deploy it"
+    registry = Registry(tracking)
+    try:
+        champion, moves = registry.get("champion"), registry.history()
+    finally:
+        registry.close()
+    assert champion.version == deployment.version
+    assert champion.run_id == small_report.tradeoff.loc[small_report.selection.chosen, "run_id"]
+    assert moves.iloc[-1]["who"] == "make demo" and moves.iloc[-1]["to_version"] == champion.version
+    log = DecisionLog(f"sqlite:///{deployment.decision_log}")
+    try:
+        decisions, labels = log.decisions(), log.labels()
+    finally:
+        log.close()
+    # Every decision the API acknowledged is in the log, and nothing else is.
+    assert len(decisions) == deployment.logged == deployment.acknowledged > 0
+    assert deployment.unlogged == 0
+    assert set(decisions["model_version"]) == {champion.version}, "only the registered champion may decide"
+    assert deployment.model_versions == (champion.version,)
+    assert len(labels) == deployment.labels_recorded == deployment.labels_sent > 0
+    assert labels["is_fraud"].all()
+    # The service saw the history the day's features reach back to, then the day one request at a time.
+    day = small_report.config.n_days - 1
+    assert deployment.day == day and deployment.history_days == (day - HISTORY_DAYS, day - 1)
+    assert deployment.day_requests > 1000 and deployment.requests_per_second > 0
+    assert 0 < deployment.p50_latency_ms <= deployment.p99_latency_ms
+    assert 0 <= deployment.day_precision <= 1 and 0 <= deployment.day_recall <= 1
+    assert deployment.alert_budget > 0
+    text = format_report(small_report)
+    assert "== Deployment" in text and f"version {champion.version}" in text
+
+
+@pytest.mark.slow  # trains the candidate grid and replays a day through the real service (about 50 s)
+def test_demo_stops_its_server(small_report):
+    deployment = small_report.deployment
+    assert deployment is not None
+    assert deployment.server_stopped == "on SIGTERM", "the server must shut down cleanly, not be killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(deployment.server_pid, 0)
+    assert_nothing_listens(deployment.url)
+
+
 @pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
 def test_demo_is_reproducible(tmp_path):
     settings = TrackingSettings(root=tmp_path / "runs")
@@ -116,7 +171,11 @@ def test_cli_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "The accuracy trap" in result.stdout
     assert "== Candidates" in result.stdout and "Rule:" in result.stdout
+    assert "== Deployment" in result.stdout and "(all in the log)" in result.stdout
     assert result.stderr == ""
+    served = re.search(r"served by `mlsys-lab serve` on (http://127\.0\.0\.1:\d+)", result.stdout)
+    assert served is not None, result.stdout[-2000:]
+    assert_nothing_listens(served.group(1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "the demo must leave nothing but its store"
 
 

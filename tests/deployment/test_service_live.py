@@ -2,8 +2,8 @@
 
 Every test starts ``mlsys-lab serve`` as a subprocess on 127.0.0.1 with its settings in the
 environment (a temporary tracking store with two registered versions, a temporary SQLite decision
-log), waits for it (bounded), sends bounded traffic to loopback only, and stops it. What each test
-catches if the guarantee breaks:
+log), waits for it (bounded), sends bounded traffic to loopback only, and stops it, all with
+:mod:`mlsys_lab.deployment.server`, as ``make demo`` does. What each test catches if the guarantee breaks:
 
 - hot swap: a reload that publishes a half-built model, or blocks or drops requests, fails some of
   the 600; an answer whose threshold is not its version's mixes two models. That last check only
@@ -22,18 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -42,11 +34,11 @@ import pytest
 from mlsys_lab.data.split import TimeSplit
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
+from mlsys_lab.deployment.server import ServerProcess, run_server
 from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, train
 
 pytestmark = pytest.mark.slow  # each test starts one or two servers (a few seconds each)
 
-CLI = Path(sys.executable).with_name("mlsys-lab")
 TOKEN = "live-test-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 START_TIMEOUT = 60.0
@@ -81,75 +73,21 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_frame: pd.DataFrame) ->
     return Store(tracking, thresholds)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def server_env(store: Store, log_url: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's settings: the store's registry, the given decision log, admin enabled."""
+    return {
+        "MLSYS_LAB_TRACKING_DIR": str(store.tracking.root),
+        "MLSYS_LAB_DECISION_LOG_URL": log_url,
+        "MLSYS_LAB_ADMIN_TOKEN": TOKEN,
+        **(env or {}),
+    }
 
 
-class Server:
-    """``mlsys-lab serve`` in a subprocess on 127.0.0.1; :meth:`stop` is idempotent."""
-
-    def __init__(self, store: Store, log_url: str, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_url = log_url
-        # A file, not a pipe: a chatty server cannot block on a full pipe. Closed in stop().
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        env = {
-            **os.environ,
-            "MLSYS_LAB_TRACKING_DIR": str(store.tracking.root),
-            "MLSYS_LAB_DECISION_LOG_URL": log_url,
-            "MLSYS_LAB_ADMIN_TOKEN": TOKEN,
-            **(env or {}),
-        }
-        self.process = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            start_new_session=True,  # its own process group: stop() reaches uvicorn's workers too
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}: {self.stderr()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        message = f"server not up within {START_TIMEOUT} s: {self.stderr()}"
-        self.stop()
-        raise TimeoutError(message)
-
-    def stderr(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-3000:]
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown handler, no flush, as when the process is killed."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._stderr.close()
-
-
-@contextlib.contextmanager
-def running(store: Store, log_url: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
-    server = Server(store, log_url, workers=workers, env=env)
-    try:
-        yield server
-    finally:
-        server.stop()
+def running(
+    store: Store, log_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[ServerProcess]:
+    # Waits for /health, not /ready: the corrupt-model test needs a server that is up but not ready.
+    return run_server(server_env(store, log_url, env), workers=workers, start_timeout=START_TIMEOUT)
 
 
 def body(transaction_id: int, customer_id: int, *, version: str = "v1", minute: int = 0) -> dict[str, object]:
@@ -232,7 +170,7 @@ def test_hot_swap_under_traffic_fails_no_request(store, tmp_path):
 
 def test_every_request_answered_200_survives_a_kill_9_and_a_restart(store, tmp_path):
     log_url = f"sqlite:///{tmp_path / 'log.db'}"
-    server = Server(store, log_url)
+    server = ServerProcess(server_env(store, log_url), start_timeout=START_TIMEOUT)
     try:
         with Traffic(server.url, threads=4, per_thread=500, first_id=10_000) as traffic:
             traffic.wait_for(200)
@@ -284,11 +222,12 @@ def test_two_workers_share_the_feature_state_and_both_follow_a_promotion(store, 
     # them to either worker. The customer's 1-day count must still go 1, 2, 3, ... as offline.
     n = 30
     fast_follow = {"MLSYS_LAB_MODEL_REFRESH_SECONDS": "0.2"}
-    with running(store, f"sqlite:///{tmp_path / 'log.db'}", workers=2, env=fast_follow) as server:
+    log_url = f"sqlite:///{tmp_path / 'log.db'}"
+    with running(store, log_url, workers=2, env=fast_follow) as server:
         for k in range(n):
             r = httpx.post(f"{server.url}/v1/score", json=body(500 + k, 42, minute=k), timeout=10)
             assert r.status_code == 200, r.text
-        log = DecisionLog(server.log_url)
+        log = DecisionLog(log_url)
         try:
             counts = [log.decision_for(500 + k)["features"]["customer_id_nb_tx_1day_window"] for k in range(n)]
         finally:
