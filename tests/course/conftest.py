@@ -28,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENTS = course.discover_assignments(REPO_ROOT)
 NOTEBOOK_TIMEOUT = 600  # seconds per cell, the same budget as the course's nbgrader config
 TIMINGS = pytest.StashKey[dict[str, float]]()
+#: What a notebook run leaves beside the notebook (git-ignored, and ignored by nbgrader's release too).
+RUN_OUTPUTS = ("runs", "mlruns", ".ipynb_checkpoints", "__pycache__")
 
 
 def notebook_path(folder: str, name: str) -> Path:
@@ -87,7 +89,11 @@ def executed_solution(
     """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session."""
     import papermill
 
-    source = notebook_path("solutions", assignment)
+    # Run a copy: notebooks write run outputs (MLflow stores, decision logs) beside themselves, and a
+    # test must never write into the repository.
+    workdir = tmp_path_factory.mktemp(f"solution-{assignment}") / assignment
+    shutil.copytree(notebook_path("solutions", assignment).parent, workdir, ignore=shutil.ignore_patterns(*RUN_OUTPUTS))
+    source = workdir / f"{assignment}.ipynb"
     output = tmp_path_factory.mktemp(f"executed-{assignment}") / source.name
     # Pass only the parameters the notebook declares: papermill would inject unknown ones silently.
     declared = papermill.inspect_notebook(str(source))
@@ -220,7 +226,13 @@ def validate_runs(
     assignment: str, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """``mlsys-lab validate`` on the solution and on the blank notebook, run side by side."""
-    targets = {"solution": notebook_path("solutions", assignment), "blank": notebook_path("notebooks", assignment)}
+    targets = {}
+    for kind, folder in (("solution", "solutions"), ("blank", "notebooks")):
+        # Validate copies, as for the execution test: a run must not write into the repository.
+        workdir = tmp_path_factory.mktemp(f"validate-{kind}-{assignment}") / assignment
+        original = notebook_path(folder, assignment)
+        shutil.copytree(original.parent, workdir, ignore=shutil.ignore_patterns(*RUN_OUTPUTS))
+        targets[kind] = workdir / original.name
 
     def run(path: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
