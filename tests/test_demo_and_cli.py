@@ -25,7 +25,7 @@ def assert_nothing_listens(url: str) -> None:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +164,12 @@ def test_demo_is_reproducible(tmp_path):
     pd.testing.assert_frame_equal(first.tradeoff[quality], second.tradeoff[quality])
 
 
-@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
+@pytest.mark.slow  # the whole main job on its default preset (about 50 s)
 def test_cli_demo_runs_end_to_end(tmp_path):
+    # The default preset, as `make demo` runs it. On tiny, the only candidate good enough on its few
+    # test frauds sits at the 5 ms p99 limit, so whether anything deploys would depend on machine load.
     env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
-    result = run_cli("demo", "--preset", "tiny", cwd=tmp_path, env=env)
+    result = run_cli("demo", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "The accuracy trap" in result.stdout
     assert "== Candidates" in result.stdout and "Rule:" in result.stdout
