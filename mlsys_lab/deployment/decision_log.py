@@ -65,7 +65,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -219,6 +221,30 @@ def _row(decision: Decision) -> dict[str, Any]:
     }
 
 
+def _set_journal_mode(cursor: Any, journal_mode: str, busy_timeout_ms: int) -> None:
+    """Switch the database file to ``journal_mode`` unless it is already in it.
+
+    WAL is a property of the file, so only the first connection ever has to switch. That switch needs
+    an exclusive lock, and SQLite can answer "database is locked" at once instead of waiting
+    ``busy_timeout`` when several processes open a new file together (seen with three workers
+    starting at the same moment). So read the mode first, and retry the switch with a short backoff
+    within the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.01
+    while True:
+        try:
+            current = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(current).lower() != journal_mode.lower():
+                cursor.execute(f"PRAGMA journal_mode = {journal_mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def configure_sqlite(
     engine: sa.Engine,
     *,
@@ -243,7 +269,7 @@ def configure_sqlite(
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if journal_mode:
-            cursor.execute(f"PRAGMA journal_mode = {journal_mode}")
+            _set_journal_mode(cursor, journal_mode, busy_timeout_ms)
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.close()
 
