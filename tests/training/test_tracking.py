@@ -93,7 +93,7 @@ def test_runs_table_is_tidy(tracker, tracked):
 def test_plot_runs_returns_a_figure(tracker, tracked):
     figure = plot_runs(runs_table(tracker), x="fit_seconds", y="test_average_precision", yerr=None)
     assert figure.axes[0].get_xlabel() == "fit_seconds"
-    with pytest.raises(ValueError, match="p99_latency_ms"):
+    with pytest.raises(ValueError, match="p99_cpu_ms"):
         plot_runs(runs_table(tracker))  # latency is added by tradeoff_table, not by train
 
 
