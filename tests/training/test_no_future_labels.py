@@ -1,4 +1,4 @@
-"""No label from the future: selection, validation scores, threshold and training rows use only labels known at the decision.
+"""No label from the future: selection, validation, threshold and training rows use only labels known at the decision.
 
 The decision time is ``split.test_start_seconds``: the final model is trained, chosen and given its
 threshold then (see ``mlsys_lab/training/prequential.py``). Whatever the labels that are still unknown
