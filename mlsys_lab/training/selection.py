@@ -545,7 +545,8 @@ def select_model(table: pd.DataFrame, constraints: Constraints | None = None) ->
     ranked = accepted.sort_values(list(constraints.prefer), kind="mergesort")
     chosen = str(ranked.index[0])
     row = ranked.iloc[0]
-    top = str(table[constraints.quality].idxmax())
+    quality = table[constraints.quality]
+    top = str(quality.idxmax()) if quality.notna().any() else "no candidate (quality not measured)"
     reason = (
         f"Chosen: {chosen} ({constraints.quality} {row[constraints.quality]:.3f}, best {best:.3f} by {top}; "
         + ", ".join(f"{col} {row[col]:.3g}" for col in constraints.prefer)
