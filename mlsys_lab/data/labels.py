@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["known_labels", "labels_known_at"]
+__all__ = ["known_labels", "labels_known_at", "with_known_labels"]
 
 LABEL_COLUMN = "tx_label_seconds"
 
@@ -95,3 +95,22 @@ def known_labels(transactions: pd.DataFrame, as_of_seconds: int | npt.ArrayLike)
     known = labels_known_at(transactions, as_of_seconds)
     values = transactions["tx_fraud"].to_numpy().astype(np.int8)
     return pd.Series(pd.arrays.IntegerArray(values, ~known), index=transactions.index, name="tx_fraud")
+
+
+def with_known_labels(transactions: pd.DataFrame, as_of_seconds: int) -> pd.DataFrame:
+    """A copy of ``transactions`` whose ``tx_fraud`` is the label as known at ``as_of_seconds``.
+
+    A fraud reported by then stays a fraud; every other row, genuine or not yet reported, counts as
+    genuine, which is how a bank scores a past period on the day it decides. Dropping the unknown
+    rows instead would drop every genuine row younger than the genuine-label delay (about 30 days)
+    and leave a period made of frauds. Use it to score validation periods at a decision time: what
+    is scored then cannot depend on any label reported later.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"tx_fraud": [1, 1, 0], "tx_label_seconds": [100, 300, 200]})
+    >>> with_known_labels(tx, 250)["tx_fraud"].tolist()
+    [1, 0, 0]
+    """
+    known = known_labels(transactions, as_of_seconds).fillna(0).to_numpy(dtype=np.int8)
+    return transactions.assign(tx_fraud=known)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from mlsys_lab.data.features import SECONDS_PER_DAY
 from mlsys_lab.data.labels import labels_known_at
 
-SECONDS_PER_DAY = 86_400
+__all__ = ["SECONDS_PER_DAY", "TimeSplit", "known_compromised_cards", "prequential_splits", "split_by_time"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +47,15 @@ class TimeSplit:
     @property
     def test_start_day(self) -> int:
         return self.train_start_day + self.train_days + self.delay_days
+
+    @property
+    def test_start_seconds(self) -> int:
+        """The moment the model goes live, in seconds since the simulation start: the start of the first test day.
+
+        Training labels, validation scores and the threshold may use only the labels known by then
+        (:func:`~mlsys_lab.data.labels.known_labels` at this time).
+        """
+        return self.test_start_day * SECONDS_PER_DAY
 
     @property
     def end_day(self) -> int:

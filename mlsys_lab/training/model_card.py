@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mlsys_lab.training.run import TrainedRun
+from mlsys_lab.training.run import THRESHOLD_FROM_VALIDATION, TrainedRun
 
 __all__ = ["model_card", "write_model_card"]
 
@@ -62,11 +60,17 @@ def model_card(run: TrainedRun) -> str:
             val = "not run"
         lines.append(f"| {label} | {val} | {_number(run.test_metrics[key])} |")
     folds = 0 if run.validation is None else len(run.validation.folds)
+    source = (
+        f"the newest validation fold, with the labels known on day {c.split.test_start_day}"
+        if run.threshold_source == THRESHOLD_FROM_VALIDATION
+        else "the test period (no validation folds): optimistic, and not registrable"
+    )
     lines += [
-        f"\nValidation: {folds} prequential folds before the test period.",
+        f"\nValidation: {folds} prequential folds before the test period, scored with the labels known on day "
+        f"{c.split.test_start_day} (frauds reported later count as genuine there).",
         "",
         "## Decision threshold",
-        f"- Budget: {t.alerts_per_day_budget} alerts per day; chosen on the {run.threshold_source} to minimise "
+        f"- Budget: {t.alerts_per_day_budget} alerts per day; chosen on {source} to minimise "
         f"expected cost (missed fraud: amount + {c.cost.missed_fraud_fixed:g}; false alarm: {c.cost.false_alarm:g})",
         f"- On the test days: {tt.alerts_per_day_mean:.1f} alerts per day on average (max {tt.alerts_per_day_max}), "
         f"precision {tt.precision:.2f}, recall {tt.recall:.2f}, expected cost {tt.expected_daily_cost:,.0f} per day",

@@ -11,6 +11,19 @@
    artifact size; and, when a :class:`~mlsys_lab.training.tracking.Tracker` is given, an MLflow run
    with the model file, its sha256, the record as JSON and a model card.
 
+Steps 1-3 use only the labels known at ``config.split.test_start_seconds``, the moment the model goes
+live (see :mod:`mlsys_lab.training.prequential`); only step 4 reads the test period's truth.
+
+May this run be registered?
+    Only if its threshold was chosen on validation data and is a usable number.
+    ``threshold_source`` records where it came from: ``"validation"`` (the newest fold, labels known
+    at the decision time) or ``"test"`` (``validation_folds=0``: chosen on the test period, so the
+    test numbers flatter it and it must not serve). :func:`check_registrable` (a :class:`TrainedRun`)
+    and :func:`check_registrable_record` (a tracked run's MLflow params and metrics) raise
+    :class:`NotRegistrable` saying why and how to fix it; the registry calls one of them before it
+    writes anything. The threshold contract: finite and in ``[0, 1]`` (scores are probabilities; an
+    infinite threshold means "never alert", which the service rightly refuses to serve).
+
 The same config on the same frame gives byte-identical ``predict_proba`` output: every source of
 randomness is the config's ``random_state`` (see ``tests/training/test_reproducibility.py``).
 
@@ -29,14 +42,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
+import math
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import joblib
 import numpy as np
@@ -48,28 +61,31 @@ from threadpoolctl import threadpool_limits
 
 import mlsys_lab
 from mlsys_lab.data.features import build_features
-from mlsys_lab.training import artifact as model_artifact
-from mlsys_lab.training.model_card import write_model_card
-from mlsys_lab.training.pipeline import (
-    TrainingConfig,
-    build_pipeline,
-    cards_per_day,
-    data_fingerprint,
-    score_split,
-    split_data,
-)
+from mlsys_lab.training.config import TrainingConfig, build_pipeline
+from mlsys_lab.training.datasets import data_fingerprint, split_data
 from mlsys_lab.training.prequential import FoldScores, prequential_evaluate
+from mlsys_lab.training.scoring import cards_per_day, score_rows
 from mlsys_lab.training.threshold import ThresholdChoice, choose_threshold, threshold_report
 
-if TYPE_CHECKING:
-    from mlsys_lab.training.tracking import Tracker
-
-__all__ = ["TrainedRun", "feature_frame", "library_versions", "train"]
+__all__ = [
+    "THRESHOLD_FROM_TEST",
+    "THRESHOLD_FROM_VALIDATION",
+    "NotRegistrable",
+    "RunLogger",
+    "TrainedRun",
+    "check_registrable",
+    "check_registrable_record",
+    "feature_frame",
+    "library_versions",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
-RUN_RECORD_FILE = "run.json"
-MODEL_CARD_FILE = "model_card.md"
+#: ``TrainedRun.threshold_source`` when the threshold was chosen on the newest validation fold.
+THRESHOLD_FROM_VALIDATION = "validation"
+#: ``TrainedRun.threshold_source`` when it was chosen on the test period (``validation_folds=0``).
+THRESHOLD_FROM_TEST = "test"
 _LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "mlflow")
 
 
@@ -121,6 +137,8 @@ class TrainedRun:
         The threshold chosen (on the newest validation fold when there is one; see ``threshold_source``).
     test_threshold
         What that threshold does on the test period.
+    threshold_source
+        ``THRESHOLD_FROM_VALIDATION`` or ``THRESHOLD_FROM_TEST`` (then the run is not registrable).
     fit_seconds
         Wall time of the final fit.
     artifact_bytes
@@ -193,6 +211,7 @@ class TrainedRun:
             "cards_per_day": self.k,
             "alerts_per_day": self.threshold.alerts_per_day_budget,
             "threshold_source": self.threshold_source,
+            "labels_known_at_day": c.split.test_start_day,
             **{f"cost.{name}": value for name, value in c.as_dict()["cost"].items()},
         }
         return {name: str(value) for name, value in flat.items()}
@@ -212,19 +231,77 @@ class TrainedRun:
             "versions": self.versions,
         }
 
-    def save(self, directory: Path) -> model_artifact.ModelArtifact:
-        """Write the model (``model.joblib``, ``model.json``), ``run.json`` and ``model_card.md`` into ``directory``."""
-        directory = Path(directory)
-        saved = model_artifact.save_model(
-            self.pipeline,
-            directory,
-            {"features": list(self.config.features), "name": self.config.name, "versions": self.versions},
+
+class NotRegistrable(ValueError):
+    """A trained run whose decision threshold must not reach production; the message says why and the fix."""
+
+
+def _threshold_problems(threshold: float, source: str, *, budget: object) -> list[str]:
+    problems = []
+    if source != THRESHOLD_FROM_VALIDATION:
+        problems.append(
+            f"its threshold was chosen on {'the test period' if source == THRESHOLD_FROM_TEST else repr(source)}, "
+            "not on validation data, so the test numbers flatter it: retrain with validation_folds >= 1 "
+            "(simulate more days if the folds do not fit)"
         )
-        (directory / RUN_RECORD_FILE).write_text(
-            json.dumps(self.record(), indent=2, sort_keys=True, default=str, allow_nan=True) + "\n"
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        problems.append(
+            f"its threshold {threshold!r} is not a number in [0, 1] (inf means 'never alert': on validation no "
+            f"threshold kept every day within the budget of {budget} alerts, or alerting never paid off under "
+            "the cost model): raise alerts_per_day, change the cost model or train on more data"
         )
-        write_model_card(self, directory / MODEL_CARD_FILE)
-        return saved
+    return problems
+
+
+def check_registrable(run: TrainedRun) -> None:
+    """Raise :class:`NotRegistrable` unless ``run``'s threshold was chosen on validation data and is in ``[0, 1]``.
+
+    See :func:`check_registrable_record` for the same check on a tracked run's record.
+    """
+    name = run.config.name
+    problems = _threshold_problems(
+        run.threshold.threshold, run.threshold_source, budget=run.threshold.alerts_per_day_budget
+    )
+    if problems:
+        raise NotRegistrable(f"{name} cannot be registered: " + "; and ".join(problems))
+
+
+def check_registrable_record(params: Mapping[str, str], metrics: Mapping[str, float], *, what: str = "run") -> None:
+    """The same check on a tracked run's MLflow ``params`` and ``metrics`` (``run.data.params``, ``run.data.metrics``).
+
+    For the registry, which registers by run id: ``params["threshold_source"]`` and
+    ``metrics["threshold"]`` are what :class:`~mlsys_lab.training.tracking.Tracker` logged. A record
+    without them was not made by :func:`train` and is refused too.
+
+    Examples
+    --------
+    >>> check_registrable_record({"threshold_source": "validation"}, {"threshold": 0.4})  # fine: no error
+    >>> try:
+    ...     check_registrable_record({"threshold_source": "validation"}, {"threshold": float("inf")})
+    ... except NotRegistrable as refused:
+    ...     print(str(refused)[:57])
+    run cannot be registered: its threshold inf is not a number
+    """
+    if "threshold_source" not in params or "threshold" not in metrics:
+        raise NotRegistrable(
+            f"{what} cannot be registered: its record lacks param 'threshold_source' or metric 'threshold'; "
+            "only runs tracked by mlsys_lab.training.train can be registered: retrain it"
+        )
+    problems = _threshold_problems(
+        float(metrics["threshold"]), str(params["threshold_source"]), budget=params.get("alerts_per_day")
+    )
+    if problems:
+        raise NotRegistrable(f"{what} cannot be registered: " + "; and ".join(problems))
+
+
+class RunLogger(Protocol):
+    """What :func:`train` needs from a tracker (:class:`~mlsys_lab.training.tracking.Tracker` is one).
+
+    A protocol, so this module does not import the tracking layer: imports run one way, tracking
+    depends on runs, not the reverse.
+    """
+
+    def log_run(self, run: TrainedRun, *, run_name: str | None = None) -> str: ...
 
 
 def _serialized_size(pipeline: Pipeline) -> int:
@@ -237,7 +314,7 @@ def train(
     config: TrainingConfig,
     frame: pd.DataFrame,
     *,
-    tracker: Tracker | None = None,
+    tracker: RunLogger | None = None,
     run_name: str | None = None,
     pipeline: Pipeline | None = None,
     threads: int | None = 1,
@@ -295,7 +372,7 @@ def _train(config: TrainingConfig, frame: pd.DataFrame, template: Pipeline) -> T
 
     amount_test, days_test = data.test["tx_amount"].to_numpy(), data.test["tx_time_days"].to_numpy()
     if validation is not None and validation.newest_test is not None and validation.newest_scores is not None:
-        chosen_on = validation.newest_test
+        chosen_on = validation.newest_test  # tx_fraud here is the label known at the decision time
         threshold = choose_threshold(
             chosen_on["tx_fraud"].to_numpy(),
             validation.newest_scores,
@@ -304,10 +381,12 @@ def _train(config: TrainingConfig, frame: pd.DataFrame, template: Pipeline) -> T
             budget,
             config.cost,
         )
-        source = "newest validation fold"
+        source = THRESHOLD_FROM_VALIDATION
     else:
+        # No validation data: the threshold is chosen on the test period, reported as such, and refused by
+        # check_registrable. Useful for exploring on short data; never for serving.
         threshold = choose_threshold(data.y_test, y_proba, amount_test, days_test, budget, config.cost)
-        source = "test period (no validation folds: optimistic)"
+        source = THRESHOLD_FROM_TEST
     on_test = threshold_report(
         threshold.threshold,
         data.y_test,
@@ -325,7 +404,7 @@ def _train(config: TrainingConfig, frame: pd.DataFrame, template: Pipeline) -> T
         pipeline=model,
         k=k,
         validation=validation,
-        test_metrics=score_split(data, y_proba, k),
+        test_metrics=score_rows(data.test, y_proba, k),
         threshold=threshold,
         test_threshold=on_test,
         threshold_source=source,
@@ -341,4 +420,6 @@ def _train(config: TrainingConfig, frame: pd.DataFrame, template: Pipeline) -> T
         test_scores=y_proba,
     )
     logger.info("trained %s in %.2f s: test AP %.3f", config.name, fit_seconds, run.test_metrics["average_precision"])
+    if source == THRESHOLD_FROM_TEST:
+        logger.info("%s: threshold chosen on the test period (validation_folds=0): not registrable", config.name)
     return run

@@ -8,13 +8,16 @@ Where runs go
     (:attr:`TrackingSettings.ui_command` prints it).
 
 Quiet by construction
-    MLflow writes INFO lines to stderr when it creates its tables, and a few warnings besides; in a
-    graded notebook cell anything on stderr scores zero. Every MLflow call here runs inside
-    :func:`quiet_mlflow`, which captures stderr and warnings and passes them to this module's logger
-    at DEBUG level (``logging.getLogger("mlsys_lab.training.tracking")``), so they are kept, not
-    lost. MLflow is imported lazily inside it too, because its import configures its loggers.
-    Telemetry is switched off with ``MLFLOW_DISABLE_TELEMETRY=true`` and ``DO_NOT_TRACK=1`` before
-    MLflow is imported.
+    MLflow writes INFO lines to stderr when it creates its tables; in a graded notebook cell anything
+    on stderr scores zero. :func:`configure_mlflow` runs once per process, before the tracker's first
+    MLflow call: it sets MLflow's own switch ``MLFLOW_CONFIGURE_LOGGING=false`` (so MLflow installs no
+    stderr handler when it is imported) and routes the loggers MLflow owns (``mlflow``, and
+    ``alembic``/``sqlalchemy.engine`` when MLflow configured them) to this module's logger at DEBUG
+    level (``logging.getLogger("mlsys_lab.training.tracking")``), so the lines are kept, not lost.
+    It swaps nothing: an earlier version redirected ``sys.stderr`` and the warning filters around
+    every call, which is process-wide state that two threads could leave swapped. MLflow is imported
+    lazily, at first use, never at import. Telemetry is switched off with
+    ``MLFLOW_DISABLE_TELEMETRY=true`` and ``DO_NOT_TRACK=1`` in the same step.
 
 What a run holds
     Params: the resolved config, flat (``family``, ``model.*``, ``split.*``, ...). Metrics: validation
@@ -29,11 +32,11 @@ The first use of a new store creates its tables (about 2 s); later runs take mil
 from __future__ import annotations
 
 import contextlib
-import io
+import json
 import logging
 import os
 import tempfile
-import warnings
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +44,24 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mlsys_lab.training import artifact as model_artifact
+from mlsys_lab.training.model_card import write_model_card
+from mlsys_lab.training.run import TrainedRun
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.tracking import MlflowClient
 
-    from mlsys_lab.training.run import TrainedRun
-
-__all__ = ["ENV_TRACKING_DIR", "Tracker", "TrackingSettings", "plot_runs", "quiet_mlflow", "runs_table"]
+__all__ = [
+    "ENV_TRACKING_DIR",
+    "Tracker",
+    "TrackingSettings",
+    "configure_mlflow",
+    "plot_runs",
+    "quiet_mlflow",
+    "runs_table",
+    "save_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +70,14 @@ ENV_TRACKING_DIR = "MLSYS_LAB_TRACKING_DIR"
 DEFAULT_ROOT = Path("runs") / "mlflow"
 DEFAULT_EXPERIMENT = "fraud-training"
 MODEL_ARTIFACT_DIR = "model"
-_TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+RUN_RECORD_FILE = "run.json"
+MODEL_CARD_FILE = "model_card.md"
+# Forced, not defaults: the course runs offline, promises no telemetry and nothing on stderr.
+_MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "MLFLOW_CONFIGURE_LOGGING": "false"}
+# The loggers MLflow configures for itself when MLFLOW_CONFIGURE_LOGGING is true.
+_MLFLOW_OWNED_LOGGERS = ("mlflow", "alembic", "sqlalchemy.engine", "huey")
+_configure_lock = threading.Lock()
+_configured = False
 
 
 def _default_root() -> Path:
@@ -104,25 +125,61 @@ class TrackingSettings:
         return f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1"
 
 
+class _ToDebugLog(logging.Handler):
+    """Passes MLflow's log records to this module's logger at DEBUG level: kept, and off stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.debug("%s: %s", record.name, record.getMessage())
+
+
+def configure_mlflow() -> None:
+    """Once per process: telemetry off, and MLflow's logging kept off stderr (this module's DEBUG log instead).
+
+    Call it before MLflow's first import where you can (the tracker does, at its first use):
+    ``MLFLOW_CONFIGURE_LOGGING=false`` then stops MLflow from installing its stderr handler at all.
+    If MLflow was imported earlier and did configure its loggers, their stderr handlers are replaced
+    here. Idempotent and thread-safe; it never touches ``sys.stderr`` or the warning filters.
+    """
+    global _configured
+    with _configure_lock:
+        if _configured:
+            return
+        os.environ.update(_MLFLOW_ENVIRONMENT)
+        import mlflow  # noqa: F401  (its import reads the switches above)
+        from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+        forward = _ToDebugLog()
+        for name in _MLFLOW_OWNED_LOGGERS:
+            owned = logging.getLogger(name)
+            mlflows = [h for h in owned.handlers if getattr(h, "stream", None) is MLFLOW_LOGGING_STREAM]
+            if name == "mlflow" or mlflows:
+                owned.handlers = [h for h in owned.handlers if h not in mlflows] + [forward]
+                owned.propagate = False
+                if name == "mlflow":
+                    owned.setLevel(logging.INFO)
+        _configured = True
+
+
 @contextlib.contextmanager
 def quiet_mlflow() -> Iterator[None]:
-    """Run MLflow calls with telemetry off and stderr and warnings captured into this module's DEBUG log.
+    """Kept for callers: makes sure :func:`configure_mlflow` has run. Swaps nothing, so it is thread-safe."""
+    configure_mlflow()
+    yield
 
-    MLflow's log handler writes to whatever ``sys.stderr`` is at the time of the call, so capturing
-    ``sys.stderr`` catches its INFO lines and alembic's migration messages as well as stray prints.
-    """
-    for name, value in _TELEMETRY_OFF.items():
-        os.environ[name] = value  # forced: the course runs offline and promises no telemetry
-    captured = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(captured):
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for line in captured.getvalue().splitlines():
-                logger.debug("mlflow: %s", line)
-            for warning in caught:
-                logger.debug("mlflow warning: %s: %s", warning.category.__name__, warning.message)
+
+def save_run(run: TrainedRun, directory: Path) -> model_artifact.ModelArtifact:
+    """Write the model (``model.joblib``, ``model.json``), ``run.json`` and ``model_card.md`` into ``directory``."""
+    directory = Path(directory)
+    saved = model_artifact.save_model(
+        run.pipeline,
+        directory,
+        {"features": list(run.config.features), "name": run.config.name, "versions": run.versions},
+    )
+    (directory / RUN_RECORD_FILE).write_text(
+        json.dumps(run.record(), indent=2, sort_keys=True, default=str, allow_nan=True) + "\n"
+    )
+    write_model_card(run, directory / MODEL_CARD_FILE)
+    return saved
 
 
 class Tracker:
@@ -148,12 +205,12 @@ class Tracker:
     def client(self) -> MlflowClient:
         """The MLflow client; the first access creates the folder and the tables."""
         if self._client is None:
-            with quiet_mlflow():
-                from mlflow.tracking import MlflowClient
+            configure_mlflow()  # before this module's first MLflow import
+            from mlflow.tracking import MlflowClient
 
-                self.settings.root.mkdir(parents=True, exist_ok=True)
-                client = MlflowClient(tracking_uri=self.settings.tracking_uri)
-                client.search_experiments(max_results=1)  # forces the store (and its tables) into existence
+            self.settings.root.mkdir(parents=True, exist_ok=True)
+            client = MlflowClient(tracking_uri=self.settings.tracking_uri)
+            client.search_experiments(max_results=1)  # forces the store (and its tables) into existence
             self._client = client
         return self._client
 
@@ -162,38 +219,36 @@ class Tracker:
         name = name or self.settings.experiment
         if name not in self._experiment_ids:
             client = self.client
-            with quiet_mlflow():
-                found = client.get_experiment_by_name(name)
-                if found is None:
-                    location = f"{self.settings.artifact_location}/{name}"
-                    self._experiment_ids[name] = client.create_experiment(name, artifact_location=location)
-                else:
-                    self._experiment_ids[name] = found.experiment_id
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                location = f"{self.settings.artifact_location}/{name}"
+                self._experiment_ids[name] = client.create_experiment(name, artifact_location=location)
+            else:
+                self._experiment_ids[name] = found.experiment_id
         return self._experiment_ids[name]
 
     def log_run(self, run: TrainedRun, *, run_name: str | None = None, experiment: str | None = None) -> str:
         """Record ``run`` (params, metrics, tags, model file, record, model card); returns the MLflow run id."""
         experiment_id = self.experiment_id(experiment)
         client = self.client
-        with quiet_mlflow():
-            created = client.create_run(experiment_id, run_name=run_name or run.config.name)
-            run_id: str = created.info.run_id
-            try:
-                with tempfile.TemporaryDirectory() as folder:
-                    saved = run.save(Path(folder) / MODEL_ARTIFACT_DIR)
-                    tags = {
-                        "family": run.config.family,
-                        "data_fingerprint": run.fingerprint,
-                        "model_sha256": saved.sha256,
-                        "model_file": f"{MODEL_ARTIFACT_DIR}/{saved.path.name}",
-                        **{f"version.{name}": value for name, value in run.versions.items()},
-                    }
-                    self._log_batch(run_id, params=run.params(), metrics=run.metrics(), tags=tags)
-                    client.log_artifacts(run_id, str(Path(folder) / MODEL_ARTIFACT_DIR), MODEL_ARTIFACT_DIR)
-            except BaseException:
-                client.set_terminated(run_id, status="FAILED")
-                raise
-            client.set_terminated(run_id)
+        created = client.create_run(experiment_id, run_name=run_name or run.config.name)
+        run_id: str = created.info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                saved = save_run(run, Path(folder) / MODEL_ARTIFACT_DIR)
+                tags = {
+                    "family": run.config.family,
+                    "data_fingerprint": run.fingerprint,
+                    "model_sha256": saved.sha256,
+                    "model_file": f"{MODEL_ARTIFACT_DIR}/{saved.path.name}",
+                    **{f"version.{name}": value for name, value in run.versions.items()},
+                }
+                self._log_batch(run_id, params=run.params(), metrics=run.metrics(), tags=tags)
+                client.log_artifacts(run_id, str(Path(folder) / MODEL_ARTIFACT_DIR), MODEL_ARTIFACT_DIR)
+        except BaseException:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+        client.set_terminated(run_id)
         logger.info("tracked %s as run %s", run.config.name, run_id)
         return run_id
 
@@ -210,33 +265,28 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         client = self.client
-        with quiet_mlflow():
-            from mlflow.entities import Metric, Param, RunTag
-            from mlflow.utils.time import get_current_time_millis
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.utils.time import get_current_time_millis
 
-            now = get_current_time_millis()
-            client.log_batch(
-                run_id,
-                metrics=[Metric(key, float(value), now, 0) for key, value in (metrics or {}).items()],
-                params=[Param(key, value) for key, value in (params or {}).items()],
-                tags=[RunTag(key, value) for key, value in (tags or {}).items()],
-            )
+        now = get_current_time_millis()
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in (metrics or {}).items()],
+            params=[Param(key, value) for key, value in (params or {}).items()],
+            tags=[RunTag(key, value) for key, value in (tags or {}).items()],
+        )
 
     def artifact_dir(self, run_id: str) -> Path:
         """The local folder holding a run's artifacts (``model/model.joblib``, ``model/model_card.md``, ...)."""
         client = self.client
-        with quiet_mlflow():
-            uri = client.get_run(run_id).info.artifact_uri
+        uri = client.get_run(run_id).info.artifact_uri
         return Path(uri.removeprefix("file://"))
 
     def search(self, experiment: str | None = None) -> list[Any]:
         """All runs of an experiment as MLflow ``Run`` objects, newest first."""
         experiment_id = self.experiment_id(experiment)
         client = self.client
-        with quiet_mlflow():
-            return list(
-                client.search_runs([experiment_id], max_results=10_000, order_by=["attributes.start_time DESC"])
-            )
+        return list(client.search_runs([experiment_id], max_results=10_000, order_by=["attributes.start_time DESC"]))
 
 
 def _numeric_where_possible(column: pd.Series) -> pd.Series:
@@ -277,7 +327,7 @@ def runs_table(source: Tracker | TrackingSettings | None = None, experiment: str
 def plot_runs(
     table: pd.DataFrame,
     *,
-    x: str = "p99_latency_ms",
+    x: str = "p99_cpu_ms",
     y: str = "val_average_precision_mean",
     yerr: str | None = "val_average_precision_std",
     label: str = "run_name",

@@ -85,3 +85,24 @@ def test_prequential_folds_shift_back_one_test_period():
         prequential_splits(TimeSplit(train_start_day=10), 3)
     with pytest.raises(ValueError, match="n_folds"):
         prequential_splits(TimeSplit(train_start_day=10), 0)
+
+
+def test_a_card_is_blocked_only_from_the_day_its_fraud_was_known_a_delay_earlier():
+    # Card 4's fraud on day 5 is reported on day 11 at noon. Test day D may use what was known at the
+    # start of day D - 7 (the training labels' horizon): on day 15 that is day 8, before the report, so
+    # the card is not known yet and its transaction is scored; on day 20 (horizon day 13) it is blocked.
+    day = 86_400
+    rows = [
+        (5, 4, 1, 11 * day + day // 2),
+        (15, 4, 0, 45 * day),
+        (18, 4, 0, 48 * day),  # horizon day 11, 00:00: twelve hours before the report
+        (19, 4, 0, 49 * day),  # horizon day 12: known
+        (20, 4, 0, 50 * day),
+        (15, 5, 0, 45 * day),
+    ]
+    frame = pd.DataFrame(rows, columns=["tx_time_days", "customer_id", "tx_fraud", "tx_label_seconds"])
+    frame["tx_time_seconds"] = frame["tx_time_days"] * day + 10
+    split = TimeSplit(train_start_day=0, train_days=7, delay_days=7, test_days=7)
+    _, cleaned = split_by_time(frame, split, remove_known_compromised=True)
+    kept = sorted(zip(cleaned.tx_time_days, cleaned.customer_id, strict=True))
+    assert kept == [(15, 4), (15, 5), (18, 4)], "card 4 is known from day 19 (report on day 11 + 7-day horizon)"

@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 from mlsys_lab import evaluate
 from mlsys_lab.data.features import FEATURE_COLUMNS, build_features
 from mlsys_lab.training import TrainingConfig, build_pipeline, split_data, train
-from mlsys_lab.training.pipeline import SplitData
+from mlsys_lab.training.datasets import SplitData
 
 #: The candidate the demo chooses on small (see mlsys_lab.demo): the behaviour that matters is the chosen model's.
 CHOSEN = {"family": "random_forest", "params": {"n_estimators": 25, "max_depth": 8}}

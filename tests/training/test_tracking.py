@@ -93,7 +93,7 @@ def test_runs_table_is_tidy(tracker, tracked):
 def test_plot_runs_returns_a_figure(tracker, tracked):
     figure = plot_runs(runs_table(tracker), x="fit_seconds", y="test_average_precision", yerr=None)
     assert figure.axes[0].get_xlabel() == "fit_seconds"
-    with pytest.raises(ValueError, match="p99_latency_ms"):
+    with pytest.raises(ValueError, match="p99_cpu_ms"):
         plot_runs(runs_table(tracker))  # latency is added by tradeoff_table, not by train
 
 
@@ -117,3 +117,72 @@ def test_importing_the_training_layer_has_no_side_effects(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+_TRACK_IN_A_FRESH_PROCESS = """
+import sys
+{before}
+from mlsys_lab.data import preset, simulate
+from mlsys_lab.data.split import TimeSplit
+from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
+frame = feature_frame(simulate(preset("tiny", random_state=0)).transactions)
+config = TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(30), validation_folds=0)
+stderr = sys.stderr
+run = train(config, frame, tracker=Tracker(TrackingSettings(root=sys.argv[1])))
+assert run.run_id and sys.stderr is stderr
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "before",
+    ["", "import mlflow  # imported first, so MLflow configures its own stderr logging"],
+    ids=["mlflow imported by the tracker", "mlflow imported before"],
+)
+def test_a_fresh_process_tracks_a_run_with_nothing_on_stderr(tmp_path, before):
+    # A real process with Python's default warning filters and no pytest capture, as a notebook kernel
+    # runs: MLflow's table-creation INFO lines must go to the DEBUG log, not to stderr.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    code = _TRACK_IN_A_FRESH_PROCESS.format(before=before)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", f"stderr was not empty: {result.stderr[:800]}"
+    assert (tmp_path / "store" / "mlflow.db").is_file()
+
+
+def test_mlflow_log_lines_are_kept_in_the_debug_log_not_on_stderr(tmp_path, forest_config, tiny_frame, caplog, capfd):
+    import logging
+
+    from mlsys_lab.training import configure_mlflow
+
+    configure_mlflow()
+    with caplog.at_level(logging.DEBUG, logger="mlsys_lab.training.tracking"):
+        logging.getLogger("mlflow.store.db.utils").info("a line MLflow logs while it creates its tables")
+        train(forest_config, tiny_frame, tracker=Tracker(TrackingSettings(root=tmp_path / "fresh")))
+    forwarded = [r.getMessage() for r in caplog.records if r.name == "mlsys_lab.training.tracking"]
+    assert any("a line MLflow logs" in message for message in forwarded), forwarded
+    assert capfd.readouterr().err == ""
+
+
+def test_tracking_from_two_threads_at_once_is_quiet_and_leaves_stderr_alone(tmp_path, forest_config, tiny_frame, capfd):
+    import threading
+
+    stderr = sys.stderr
+    errors: list[BaseException] = []
+
+    def track(i: int) -> None:
+        try:
+            train(forest_config, tiny_frame, tracker=Tracker(TrackingSettings(root=tmp_path / f"store{i}")))
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=track, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sys.stderr is stderr, "nothing may swap sys.stderr"
+    assert capfd.readouterr().err == ""

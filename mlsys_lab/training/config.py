@@ -16,12 +16,12 @@ The pipeline's input
 
 Label policy
     A model trained for a test period starting on day ``split.test_start_day`` can only use labels
-    known then (:func:`~mlsys_lab.data.labels.known_labels` at that time). With
-    ``unknown_labels="genuine"`` (the default, as in the handbook and the demo) a training
-    transaction nobody has reported as fraud yet counts as genuine; this under-counts the frauds of
-    the last training days, which are reported late. ``unknown_labels="drop"`` trains only on
-    transactions whose label is known, which keeps every frauds' label honest but drops recent
-    genuine rows too. Evaluation on a test period uses the true ``tx_fraud``: that is its point.
+    known then (:func:`~mlsys_lab.data.labels.known_labels` at ``split.test_start_seconds``, see
+    :mod:`mlsys_lab.training.datasets`). With ``unknown_labels="genuine"`` (the default, as in the
+    handbook and the demo) a training transaction nobody has reported as fraud yet counts as genuine;
+    this under-counts the frauds of the last training days, which are reported late.
+    ``unknown_labels="drop"`` trains only on transactions whose label is known, which keeps every
+    fraud's label honest but drops recent genuine rows too (genuine labels take about 30 days).
 
 Seeds
     ``random_state`` goes into the estimator's ``random_state`` and nowhere else: no global seeds.
@@ -39,16 +39,11 @@ Threads
 
 from __future__ import annotations
 
-import hashlib
-import math
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -58,22 +53,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 from mlsys_lab import evaluate
 from mlsys_lab.data.features import FEATURE_COLUMNS
-from mlsys_lab.data.labels import known_labels
-from mlsys_lab.data.split import SECONDS_PER_DAY, TimeSplit, split_by_time
+from mlsys_lab.data.split import TimeSplit
 
-__all__ = [
-    "CARDS_CHECKED_SHARE",
-    "DEFAULT_PARAMS",
-    "FAMILIES",
-    "Family",
-    "SplitData",
-    "TrainingConfig",
-    "build_pipeline",
-    "cards_per_day",
-    "data_fingerprint",
-    "score_split",
-    "split_data",
-]
+__all__ = ["DEFAULT_PARAMS", "FAMILIES", "Family", "ParamValue", "TrainingConfig", "build_pipeline"]
 
 Family = Literal["logistic_regression", "decision_tree", "random_forest", "hist_gradient_boosting"]
 
@@ -110,21 +92,7 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     }
 )
 
-#: Investigators check this share of all cards each day: the handbook's 100 cards a day for 5,000 customers.
-CARDS_CHECKED_SHARE = 0.02
-
 ParamValue = bool | int | float | str | None
-
-
-def cards_per_day(n_customers: int) -> int:
-    """Cards investigators can check per day: ``CARDS_CHECKED_SHARE`` of the customers, at least 1.
-
-    Examples
-    --------
-    >>> cards_per_day(5_000), cards_per_day(1_000), cards_per_day(10)
-    (100, 20, 1)
-    """
-    return max(1, round(n_customers * CARDS_CHECKED_SHARE))
 
 
 def _frozen_params(family: str, params: object) -> tuple[tuple[str, ParamValue], ...]:
@@ -284,81 +252,3 @@ def build_pipeline(config: TrainingConfig) -> Pipeline:
     estimator = _ESTIMATORS[config.family](**config.model_params)
     scale: StandardScaler | str = StandardScaler() if config.family == "logistic_regression" else "passthrough"
     return Pipeline([("scale", scale), ("model", estimator)])
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """The matrices of one split: training rows with the labels known at training time, test rows with the truth."""
-
-    X_train: npt.NDArray[np.float64]
-    y_train: npt.NDArray[np.int8]
-    X_test: npt.NDArray[np.float64]
-    train: pd.DataFrame  # the training rows (for their days, dates and fingerprint)
-    test: pd.DataFrame  # the test rows, cards already known compromised removed; tx_fraud is the truth
-
-    @property
-    def y_test(self) -> npt.NDArray[np.int8]:
-        return self.test["tx_fraud"].to_numpy().astype(np.int8)
-
-
-def split_data(config: TrainingConfig, frame: pd.DataFrame, split: TimeSplit | None = None) -> SplitData:
-    """Cut ``frame`` (transactions joined with their features) into the matrices of ``split``.
-
-    ``split`` defaults to ``config.split``; prequential validation passes earlier ones. Test rows drop
-    the cards already known to be compromised (they are blocked), as in the handbook.
-    """
-    split = split or config.split
-    missing = [c for c in config.features if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"frame lacks feature column(s) {missing}: join the transactions with build_features(transactions)"
-        )
-    train, test = split_by_time(frame, split, remove_known_compromised=True)
-    labels = known_labels(train, split.test_start_day * SECONDS_PER_DAY)
-    if config.unknown_labels == "drop":
-        train, labels = train[labels.notna().to_numpy()], labels.dropna()
-    y_train = labels.fillna(0).to_numpy(dtype=np.int8)
-    columns = list(config.features)
-    return SplitData(
-        X_train=np.ascontiguousarray(train[columns].to_numpy(dtype=np.float64)),
-        y_train=y_train,
-        X_test=np.ascontiguousarray(test[columns].to_numpy(dtype=np.float64)),
-        train=train,
-        test=test,
-    )
-
-
-def score_split(data: SplitData, y_proba: npt.ArrayLike, k: int) -> dict[str, float]:
-    """Threshold-free test metrics of one split: ROC AUC, average precision, card precision@k.
-
-    A period without any fraud (possible on tiny data) gets NaN rather than an error, so one empty
-    fold does not stop a whole comparison.
-    """
-    y = data.y_test
-    if y.size == 0 or y.min() == y.max():
-        return {"roc_auc": math.nan, "average_precision": math.nan, "card_precision_at_k": math.nan}
-    return {
-        "roc_auc": evaluate.roc_auc(y, y_proba),
-        "average_precision": evaluate.average_precision(y, y_proba),
-        "card_precision_at_k": evaluate.card_precision_at_k(data.test, y_proba, k).mean,
-    }
-
-
-def data_fingerprint(X: npt.NDArray[np.float64], y: npt.NDArray[np.int8], features: tuple[str, ...]) -> str:
-    """sha256 of the training matrix, its labels and its column names: the same data gives the same hex.
-
-    Hashes the raw bytes of ``X`` as C-contiguous float64 and of ``y`` as int8, plus the shape and
-    the feature names, so a reordered column, a flipped label or one more row changes it.
-
-    Examples
-    --------
-    >>> X, y = np.zeros((2, 1)), np.array([0, 1], dtype=np.int8)
-    >>> data_fingerprint(X, y, ("tx_amount",)) == data_fingerprint(X.copy(), y.copy(), ("tx_amount",))
-    True
-    """
-    digest = hashlib.sha256()
-    digest.update(",".join(features).encode())
-    digest.update(np.asarray(X.shape, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
-    digest.update(np.ascontiguousarray(y, dtype=np.int8).tobytes())
-    return digest.hexdigest()
