@@ -199,11 +199,11 @@ class LoadResult:
     def window(self, start_s: float = 0.0, end_s: float | None = None) -> LoadResult:
         """The run restricted to the seconds ``start_s <= second < end_s`` of its history (whole seconds).
 
-        Everything is re-summed from the seconds: requests, failures by kind, the histogram, and the
-        duration (the number of seconds spanned, so a window's rate is requests per second of it).
+        Everything is re-summed from the seconds: requests, failures by kind, the histogram; the
+        duration is the part of ``[start_s, end_s)`` the run lasted, so a window's rate is requests
+        per second of it (a last, partial second counts for the fraction it lasted).
         """
-        last = self._last_second()
-        end = last + 1 if end_s is None else min(end_s, last + 1)
+        end = self.duration_s if end_s is None else min(end_s, self.duration_s)
         first = math.ceil(start_s)
         seconds = tuple(s for s in self.history if first <= s.second < end)
         failures: Counter[str] = Counter()
@@ -211,7 +211,7 @@ class LoadResult:
             failures.update(s.failures)
         return replace(
             self,
-            duration_s=float(max(0, math.ceil(end) - first)),
+            duration_s=max(0.0, end - first),
             requests=sum(s.requests for s in seconds),
             failures=dict(failures),
             histogram=sum((s.histogram for s in seconds), LatencyHistogram()),
@@ -219,6 +219,3 @@ class LoadResult:
             intended=None if self.intended is None else sum(s.intended or 0 for s in seconds),
             locust_histogram=None,
         )
-
-    def _last_second(self) -> int:
-        return max((s.second for s in self.history), default=-1)
