@@ -110,9 +110,9 @@ async def _send(
     return (time.perf_counter() - (start + intended)) * 1000, failure
 
 
-async def _run(target: str, pool: Sequence[tuple[str, bytes]], schedule: np.ndarray, config: OpenLoopConfig) -> tuple[
-    list[_Outcome], float, float
-]:
+async def _run(
+    target: str, pool: Sequence[tuple[str, bytes]], schedule: np.ndarray, config: OpenLoopConfig
+) -> tuple[list[_Outcome], float, float]:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=config.connections)
@@ -132,9 +132,7 @@ async def _run(target: str, pool: Sequence[tuple[str, bytes]], schedule: np.ndar
             )
         done = await asyncio.gather(*tasks)
         duration = time.perf_counter() - start
-    outcomes = [
-        _Outcome(t, latency, failure) for t, (latency, failure) in zip(schedule.tolist(), done, strict=True)
-    ]
+    outcomes = [_Outcome(t, latency, failure) for t, (latency, failure) in zip(schedule.tolist(), done, strict=True)]
     return outcomes, duration, max_lag
 
 
@@ -164,21 +162,22 @@ def run_open_loop(target: str, pool: Sequence[tuple[str, bytes]], config: OpenLo
             f"the pool holds {len(pool):,} requests but the schedule needs {len(schedule):,}: "
             "write a larger pool (scenarios.write_request_pool) or lower the rate or duration"
         )
-    box: dict[str, object] = {}
+    done: list[tuple[list[_Outcome], float, float]] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
         try:
-            box["value"] = asyncio.run(_run(target, pool, schedule, config))
+            done.append(asyncio.run(_run(target, pool, schedule, config)))
         except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
+            errors.append(exc)
 
     # A thread of its own: asyncio.run() refuses to start inside a running loop (a Jupyter kernel's).
     thread = threading.Thread(target=work, name="open-loop", daemon=True)
     thread.start()
     thread.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    outcomes, duration, max_lag = box["value"]  # type: ignore[misc]
+    if errors:
+        raise errors[0]
+    outcomes, duration, max_lag = done[0]
     return _result(target, outcomes, duration, max_lag, schedule, config)
 
 

@@ -132,7 +132,7 @@ def steady(
     batch_size: int = 1,
     name: str = "steady",
 ) -> Scenario:
-    """``users`` users for ``duration_s`` seconds after a ``ramp_up_s`` spawn; ``rate`` req/s in total (None: unpaced)."""
+    """``users`` users for ``duration_s`` s after a ``ramp_up_s`` spawn; ``rate`` req/s in total (None: unpaced)."""
     spawn = users / ramp_up_s if ramp_up_s > 0 else float(users)
     return Scenario(
         name=name,
@@ -277,7 +277,9 @@ def read_request_pool(path: Path) -> list[tuple[str, bytes]]:
                 item = json.loads(line)
                 pool.append((str(item["path"]), json.dumps(item["body"], separators=(",", ":")).encode()))
             except (ValueError, KeyError) as exc:
-                raise ValueError(f"{path}:{number}: not a request pool line ({exc}); write it with write_request_pool")
+                raise ValueError(
+                    f"{path}:{number}: not a request pool line ({exc}); write it with write_request_pool"
+                ) from None
     if not pool:
         raise ValueError(f"{path} holds no requests: write it with write_request_pool")
     return pool

@@ -139,9 +139,8 @@ def check_slo(result: LoadResult, slo: SLO) -> Verdict:
     if n == 0:
         latency_msg = errors_msg = "no request completed after the ramp-up"
     else:
-        latency_msg = (
-            f"{share:.2%} of requests <= {slo.latency_ms:g} ms (objective >= {slo.latency_share:.2%})"
-            + ("" if latency_ok else f"; {round((1 - share) * n):,} of {n:,} were slower")
+        latency_msg = f"{share:.2%} of requests <= {slo.latency_ms:g} ms (objective >= {slo.latency_share:.2%})" + (
+            "" if latency_ok else f"; {round((1 - share) * n):,} of {n:,} were slower"
         )
         kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(window.failures.items()))
         errors_msg = f"{errors:.3%} of {n:,} requests failed (objective <= {slo.max_error_ratio:.3%})" + (

@@ -29,7 +29,7 @@ def test_the_schedule_is_poisson_at_the_rate_and_bounded() -> None:
 
 
 def test_bad_settings_name_the_field() -> None:
-    with pytest.raises(ValueError, match="OpenLoopConfig.rate"):
+    with pytest.raises(ValueError, match=r"OpenLoopConfig\.rate"):
         OpenLoopConfig(rate=0, duration_s=1)
     with pytest.raises(ValueError, match="not on loopback"):
         openloop.run_open_loop("http://192.168.1.1:80", [("/v1/score", b"{}")], OpenLoopConfig(rate=1, duration_s=1))

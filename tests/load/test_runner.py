@@ -17,7 +17,9 @@ from mlsys_lab.load import runner, scenarios
 from mlsys_lab.load.slo import SLO, check_slo
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.com", "http://localhost:8000", "ftp://127.0.0.1"])
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1:8000", "http://example.com", "http://localhost:8000", "ftp://127.0.0.1"]
+)
 def test_only_loopback_targets_are_accepted(url: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not on loopback"):
         runner.run_locust(url, scenarios.steady(1, 1), tmp_path)
@@ -25,8 +27,12 @@ def test_only_loopback_targets_are_accepted(url: str, tmp_path: Path) -> None:
 
 
 def test_importing_the_package_never_imports_locust() -> None:
-    modules = ["mlsys_lab", "mlsys_lab.cli", "mlsys_lab.load", *(f"mlsys_lab.load.{m}" for m in (
-        "slo", "result", "scenarios", "runner", "openloop", "capacity"))]
+    modules = [
+        "mlsys_lab",
+        "mlsys_lab.cli",
+        "mlsys_lab.load",
+        *(f"mlsys_lab.load.{m}" for m in ("slo", "result", "scenarios", "runner", "openloop", "capacity")),
+    ]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
