@@ -278,7 +278,8 @@ def _result(target: str, scenario: Scenario, files: LocustRun) -> LoadResult:
     return LoadResult(
         generator="locust",
         target=target,
-        duration_s=float(samples["stop"]) - float(samples["start"]),
+        # The shape ends the run at the scenario's duration; what follows is locust stopping, not load.
+        duration_s=min(float(samples["stop"]) - float(samples["start"]), scenario.duration_s),
         requests=recorded,
         failures=dict(failures),
         histogram=histogram,

@@ -35,6 +35,7 @@ import pandas as pd
 
 __all__ = [
     "ENDPOINTS",
+    "ONE_MILLION_AN_HOUR_RPS",
     "Endpoint",
     "Scenario",
     "Stage",
