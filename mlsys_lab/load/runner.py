@@ -23,6 +23,7 @@ failing run is a result to read, and treats any other non-zero exit as a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -218,12 +219,20 @@ def run_locust(
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            _kill(process)
             raise RuntimeError(f"locust did not finish within {timeout:g} s and was killed: {_tail(files)}") from None
+        except BaseException:  # Ctrl-C, a kernel interrupt: never leave locust loading the server
+            _kill(process)
+            raise
     if code != 0 or not files.samples.exists() or not files.json.exists():
         raise RuntimeError(f"locust exited with {code} without its results: {_tail(files)}")
     return _result(target, scenario, files)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _tail(files: LocustRun, chars: int = 2000) -> str:
