@@ -129,6 +129,9 @@ def main() -> None:
         with run_server(env, output=root / "serve.log", wait_path="/ready") as server:
             result, cpu = _measure(server.url, server.process.pid, unpaced, pool, root / "serve")
             rows.append(_row("mlsys-lab serve", result, cpu, unpaced.ramp_up_s))
+            window = result.window(unpaced.ramp_up_s)
+            # Unpaced users have no think time: users = throughput x mean response time, if locust kept up.
+            little = capacity.littles_law(args.users, window.rps, window.histogram.mean() / 1000)
             service_time = cpu / max(result.requests, 1)
             million = scenarios.one_million_an_hour(duration_s=args.duration)
             # New transaction ids: the log already holds the first run's, and each id is scored once.
@@ -152,6 +155,10 @@ def main() -> None:
 
         slo = dataclasses.replace(ONE_MILLION_AN_HOUR, min_duration_s=args.duration, ramp_up_s=million.ramp_up_s)
         verdict = check_slo(at_million, slo)
+        print(
+            f"Little's law on the serve run: {little.users:g} users vs throughput x response time = "
+            f"{little.predicted_users:.1f} ({little.relative_error:.0%} apart: the rest is the generator's own time)"
+        )
         print(f"\n== 1M requests/hour against mlsys-lab serve: {million.users} users paced to 278 req/s")
         print(verdict)
         for note in at_million.notes:
