@@ -151,3 +151,28 @@ def test_the_knee_is_the_first_step_that_fails() -> None:
     assert capacity.find_knee(STEPS, latency_ms=10).knee == 1
     assert capacity.find_knee(STEPS[:3], latency_ms=50).knee is None
     assert capacity.find_knee(STEPS, latency_ms=5).safe is None
+
+
+def test_step_table_sums_each_stage_after_it_settles() -> None:
+    from mlsys_lab.load import scenarios
+    from mlsys_lab.load.result import LatencyHistogram, LoadResult, SecondStats
+
+    steps = scenarios.step(users=(10, 20), stage_s=5, rate_per_user=10)
+    # Stage 1 (seconds 0-4): 100 req/s at 5 ms; stage 2 (5-9): 150 req/s, 2% at 300 ms. Settling seconds are slow.
+    history = []
+    for second in range(10):
+        settling = second in (0, 5)
+        counts = {500.0: 100} if settling else ({5.0: 100} if second < 5 else {5.0: 147, 300.0: 3})
+        n = sum(counts.values())
+        history.append(SecondStats(second, n, LatencyHistogram.from_counts(counts), users=10 if second < 5 else 20))
+    result = LoadResult(
+        "locust", "http://127.0.0.1:1", 10.0, sum(s.requests for s in history), {},
+        sum((s.histogram for s in history), LatencyHistogram()), tuple(history), offered_rate=200,
+    )  # fmt: skip
+    rows = capacity.step_table(result, steps, settle_s=1)
+    assert [(r.users, r.offered_rate, r.achieved_rate, r.p99_ms) for r in rows] == [
+        (10, 100, 100, 5.0),
+        (20, 200, 150, 300.0),
+    ]
+    knee = capacity.find_knee(rows, latency_ms=50)
+    assert (knee.knee, knee.safe_rate) == (1, 100)
