@@ -164,3 +164,8 @@ def rollback(who: Who, why: Why) -> None:
         typer.echo(f"rollback refused: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"champion is now version {version}")
+
+
+from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)
+
+app.add_typer(load_cli.app, name="load")

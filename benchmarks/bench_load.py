@@ -1,0 +1,180 @@
+"""Module 04's benchmark: the real service against a naive same-job service and a no-log floor, one run.
+
+Every service gets the same locust load (FastHttpUser, headless, on the same machine) one after the
+other, so that they never compete with each other for the cores, only with the load generator:
+
+1. ``naive``: mlsys_lab.load.baselines.naive_app (a pickle, a one-row DataFrame per request, print,
+   a new sqlite3 connection and commit per decision, default threads);
+2. ``floor``: the same features and model, no decision log (mlsys_lab.load.baselines.floor_app);
+3. ``mlsys-lab serve``: the real service, decision log on, one worker, as it is on this branch.
+
+For each: throughput at ``--users`` unpaced users, p50/p99, the share within 50 ms, errors, and the
+server's CPU per request (psutil, process tree: stable on a busy machine, unlike wall time). Then
+the 1M-requests-an-hour scenario (278 req/s paced) against the real service with its SLO verdict,
+a capacity plan from the measured service time, and the cost per 1M predictions at
+``--price-per-vcpu-hour`` (an example price you pass, not a claim about any provider).
+
+    python benchmarks/bench_load.py [--duration 20] [--users 20] [--price-per-vcpu-hour 0.04]
+
+Nothing here is a pass/fail test; timings depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from mlsys_lab.data import preset, simulate
+from mlsys_lab.data.split import TimeSplit
+from mlsys_lab.deployment.registry import Registry
+from mlsys_lab.deployment.server import free_port, run_server
+from mlsys_lab.load import baselines, capacity, scenarios
+from mlsys_lab.load.result import LoadResult
+from mlsys_lab.load.runner import run_locust
+from mlsys_lab.load.slo import ONE_MILLION_AN_HOUR, check_slo
+from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"baseline exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} not answering")
+
+
+def _measure(url: str, pid: int, scenario: scenarios.Scenario, pool: Path, run_dir: Path) -> tuple[LoadResult, float]:
+    before = capacity.process_cpu_seconds(pid)
+    result = run_locust(url, scenario, run_dir, pool=pool)
+    cpu = capacity.process_cpu_seconds(pid) - before
+    return result, cpu
+
+
+def _row(name: str, result: LoadResult, cpu: float, ramp_up_s: float) -> dict[str, object]:
+    w = result.window(ramp_up_s)
+    return {
+        "service": name,
+        "req/s": w.rps,
+        "p50 ms": w.histogram.percentile(0.5),
+        "p99 ms": w.histogram.percentile(0.99),
+        "<=50 ms": w.histogram.share_at_most(50),
+        "errors": w.failure_count,
+        "CPU ms/req": 1000 * cpu / max(result.requests, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per service, after ramp-up")
+    parser.add_argument("--users", type=int, default=20, help="unpaced locust users for the throughput runs")
+    parser.add_argument("--price-per-vcpu-hour", type=float, default=0.04, help="an example price (your currency)")
+    parser.add_argument("--preset", default="small")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        root = Path(tmp)
+        config = preset(args.preset, random_state=0)
+        simulation = simulate(config)
+        frame = feature_frame(simulation.transactions)
+        tracking = TrackingSettings(root=root / "mlflow", experiment="bench-load")
+        run = train(
+            TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(config.n_days), validation_folds=0),
+            frame,
+            tracker=Tracker(tracking),
+        )
+        registry = Registry(tracking)
+        info = registry.register(run)
+        registry.promote(info.version, who="bench_load", why="benchmark")
+        registry.close()
+        model_path = baselines.save_model(run.pipeline, run.config.features, info.threshold, root / "model.pkl")
+
+        transactions = scenarios.simulated_transactions(args.preset, last_days=7)
+        unpaced = scenarios.steady(args.users, args.duration, ramp_up_s=3)
+        pool = scenarios.write_request_pool(root / "pool.jsonl", transactions, 2000 * int(args.duration + 10))
+        rows = []
+
+        for kind in ("naive", "floor"):
+            port = free_port()
+            with (root / f"{kind}.log").open("wb") as out:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "mlsys_lab.load.baselines", kind, str(model_path), str(port),
+                     str(root / f"{kind}.db")],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            try:
+                url = f"http://127.0.0.1:{port}"
+                _wait(url, process)
+                result, cpu = _measure(url, process.pid, unpaced, pool, root / kind)
+                rows.append(_row(kind, result, cpu, unpaced.ramp_up_s))
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+
+        env = {
+            "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
+            "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / 'decisions.db'}",
+        }
+        with run_server(env, output=root / "serve.log", wait_path="/ready") as server:
+            result, cpu = _measure(server.url, server.process.pid, unpaced, pool, root / "serve")
+            rows.append(_row("mlsys-lab serve", result, cpu, unpaced.ramp_up_s))
+            window = result.window(unpaced.ramp_up_s)
+            # Unpaced users have no think time: users = throughput x mean response time, if locust kept up.
+            little = capacity.littles_law(args.users, window.rps, window.histogram.mean() / 1000)
+            service_time = cpu / max(result.requests, 1)
+            million = scenarios.one_million_an_hour(duration_s=args.duration)
+            # New transaction ids: the log already holds the first run's, and each id is scored once.
+            later = transactions.assign(transaction_id=transactions["transaction_id"] + 10**9)
+            million_pool = scenarios.write_request_pool(root / "pool-1m.jsonl", later, million.max_requests())
+            before = capacity.process_cpu_seconds(server.process.pid)
+            at_million = run_locust(server.url, million, root / "serve-1m", pool=million_pool)
+            million_cpu = capacity.process_cpu_seconds(server.process.pid) - before
+
+        naive_rps = float(rows[0]["req/s"])  # type: ignore[arg-type]
+        floor_rps = float(rows[1]["req/s"])  # type: ignore[arg-type]
+        print(f"== {args.users} unpaced locust users, {args.duration:g} s after a 3 s ramp-up, one service at a time")
+        header = f"{'service':<18}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'<=50 ms':>9}{'errors':>8}{'CPU ms/req':>12}"
+        print(header + f"{'x naive':>9}{'x floor':>9}")
+        for r in rows:
+            rps = float(r["req/s"])  # type: ignore[arg-type]
+            print(
+                f"{r['service']:<18}{rps:>8.0f}{r['p50 ms']:>9g}{r['p99 ms']:>9g}{float(r['<=50 ms']):>9.1%}"  # type: ignore[arg-type]
+                f"{r['errors']:>8}{float(r['CPU ms/req']):>12.2f}{rps / naive_rps:>9.2f}{rps / floor_rps:>9.2f}"  # type: ignore[arg-type]
+            )
+
+        slo = dataclasses.replace(ONE_MILLION_AN_HOUR, min_duration_s=args.duration, ramp_up_s=million.ramp_up_s)
+        verdict = check_slo(at_million, slo)
+        print(
+            f"Little's law on the serve run: {little.users:g} users vs throughput x response time = "
+            f"{little.predicted_users:.1f} ({little.relative_error:.0%} apart: the rest is the generator's own time)"
+        )
+        print(f"\n== 1M requests/hour against mlsys-lab serve: {million.users} users paced to 278 req/s")
+        print(verdict)
+        for note in at_million.notes:
+            print(f"note: {note}")
+        s_1m = million_cpu / max(at_million.requests, 1)
+        u = capacity.utilisation(at_million.window(million.ramp_up_s).rps, s_1m)
+        print(f"service time from CPU: {service_time * 1000:.2f} ms unpaced, {s_1m * 1000:.2f} ms at 278 req/s")
+        print(f"utilisation law at 278 req/s: U = {u:.0%} of one core")
+        print(f"M/M/1 prediction: p99 <= 50 ms up to {capacity.rate_at_slo(s_1m, 0.050):.0f} req/s on one worker")
+        print(capacity.plan_capacity(278, s_1m, 0.050, headroom=0.3))
+        cost = capacity.cost_per_million(s_1m, args.price_per_vcpu_hour, utilisation=min(1.0, u))
+        print(
+            f"cost per 1M predictions at {args.price_per_vcpu_hour:g} per vCPU-hour (an example price) and "
+            f"{min(1.0, u):.0%} utilisation: {cost:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

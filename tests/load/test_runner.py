@@ -1,0 +1,80 @@
+"""The locust runner against a real uvicorn server on loopback: short, bounded runs.
+
+Counts are checked against locust's own JSON; no timing is a pass/fail condition.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlsys_lab.load import runner, scenarios
+from mlsys_lab.load.slo import SLO, check_slo
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1:8000", "http://example.com", "http://localhost:8000", "ftp://127.0.0.1"]
+)
+def test_only_loopback_targets_are_accepted(url: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not on loopback"):
+        runner.run_locust(url, scenarios.steady(1, 1), tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written or started
+
+
+def test_importing_the_package_never_imports_locust() -> None:
+    modules = [
+        "mlsys_lab",
+        "mlsys_lab.cli",
+        "mlsys_lab.load",
+        *(f"mlsys_lab.load.{m}" for m in ("slo", "result", "scenarios", "runner", "openloop", "capacity")),
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_a_locust_run_reads_back_exact_counts_and_keeps_stderr_clean(
+    stall_server: Callable[[int, float], str],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    url = stall_server(0, 0.0)
+    # Ids that are multiples of 1000 answer 503 on the test server: the pool holds exactly 3 of them.
+    transactions = scenarios.simulated_transactions()
+    transactions = transactions.assign(transaction_id=range(1, len(transactions) + 1))
+    pool = scenarios.write_request_pool(tmp_path / "pool.jsonl", transactions, 3500)
+    scenario = scenarios.steady(8, 20, rate=400, ramp_up_s=1)  # bounded below by max_requests
+    capfd.readouterr()
+    result = runner.run_locust(url, scenario, tmp_path / "run", pool=pool, max_requests=3000)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")  # locust's log lines went to the run folder
+    assert "Shutting down" in (tmp_path / "run" / "locust.log").read_text()
+
+    locust_json = json.loads((tmp_path / "run" / "locust.json").read_text())
+    assert isinstance(locust_json, list) and locust_json[0]["name"] == "/v1/score"
+    assert result.requests == sum(e["num_requests"] for e in locust_json) == 3000
+    assert result.failures == {"HTTP 503": 3}  # locust exited 1 on these; the runner reads them instead
+    assert result.histogram.total == result.locust_histogram.total == result.requests  # type: ignore[union-attr]
+    assert sum(s.requests for s in result.history) == 3000 and result.notes == ()
+    assert max(s.users or 0 for s in result.history) == 8
+    verdict = check_slo(result, SLO(latency_ms=10_000, min_rps=0, min_duration_s=0, max_error_ratio=0.0005))
+    assert [r.name for r in verdict.failed] == ["errors"]  # 3 of 3000 = 0.1% > 0.05%
+
+
+@pytest.mark.slow
+def test_a_crashing_locust_is_an_error_with_its_log(tmp_path: Path, stall_server: Callable[[int, float], str]) -> None:
+    bad = tmp_path / "pool.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(RuntimeError, match="not a request pool line"):
+        runner.run_locust(stall_server(0, 0.0), scenarios.steady(1, 2), tmp_path / "run", pool=bad)
