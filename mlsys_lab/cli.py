@@ -91,30 +91,40 @@ def notebooks(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default, so nothing outside sees it.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(min=0, max=65_535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes (they share the decision log).")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (MLSYS_LAB_HOST; 127.0.0.1, so nothing outside sees it).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65_535, help="TCP port (MLSYS_LAB_PORT; 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn worker processes, sharing the decision log (MLSYS_LAB_WORKERS; 1)."),
+    ] = None,
 ) -> None:
     """Run the scoring API (FastAPI on uvicorn) on the registry's champion.
 
-    Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, admin token, alias,
-    batch limit): see mlsys_lab.deployment.settings. With several workers each one follows the
-    registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS (5 unless set), since /admin/reload reaches
-    only the worker that receives it.
+    Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, tokens, alias,
+    batch limit, host, port, workers): see mlsys_lab.deployment.settings; an option given here wins.
+    With several workers each one follows the registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS
+    (5 unless set), since /admin/reload reaches only the worker that receives it.
     """
-    import os
-
     import uvicorn
+    from pydantic import ValidationError
 
-    if workers > 1 and not os.environ.get("MLSYS_LAB_MODEL_REFRESH_SECONDS"):
-        # /admin/reload reaches one worker; the others follow the registry alias on a timer.
-        os.environ["MLSYS_LAB_MODEL_REFRESH_SECONDS"] = "5"
+    from mlsys_lab.deployment.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings.from_env()
+    except ValidationError as exc:
+        raise typer.BadParameter(f"invalid MLSYS_LAB_* setting: {exc}") from None
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    workers = settings.workers if workers is None else workers
     if host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("binding to %s: the API is reachable from other machines", host)
+    # The worker processes read their settings themselves; "several workers" travels as the factory's name.
+    factory = "create_worker_app_from_env" if workers > 1 else "create_app_from_env"
     uvicorn.run(
-        "mlsys_lab.deployment.service:create_app_from_env",
+        f"mlsys_lab.deployment.service:{factory}",
         factory=True,
         host=host,
         port=port,

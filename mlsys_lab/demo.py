@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import textwrap
 import time
 from collections.abc import Iterator
@@ -502,12 +503,14 @@ def deploy_and_replay(
 
     folder = tracking.root
     log_path, server_log = folder / DEMO_DECISION_LOG, folder / DEMO_SERVER_LOG
+    feedback_token = secrets.token_urlsafe(16)  # labels need a token; this one lives as long as the server
     for stale in (log_path, log_path.with_name(log_path.name + "-wal"), log_path.with_name(log_path.name + "-shm")):
         stale.unlink(missing_ok=True)
     env = {
         "MLSYS_LAB_TRACKING_DIR": str(folder),
         f"{ENV_PREFIX}DECISION_LOG_URL": f"sqlite:///{log_path}",
         f"{ENV_PREFIX}MODEL_ALIAS": "champion",
+        f"{ENV_PREFIX}FEEDBACK_TOKEN": feedback_token,
     }
     batch_limit = ServiceSettings.from_env({**os.environ, **env}).batch_limit
 
@@ -521,7 +524,7 @@ def deploy_and_replay(
 
     with (
         run_server(env, output=server_log, wait_path="/ready") as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
+        httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {feedback_token}"}) as client,
     ):
         ready = _ok(client.get("/ready"))
         if ready["model_version"] != info.version:

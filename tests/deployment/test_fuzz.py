@@ -30,7 +30,7 @@ from mlsys_lab.deployment.schemas import (
 )
 from mlsys_lab.deployment.service import create_app
 
-from .test_service_contract import fake_model, settings_for
+from .test_service_contract import LABELLER, fake_model, settings_for
 
 pytestmark = pytest.mark.slow  # 1,200 requests through the app, about 10 s
 EXAMPLES = 300  # per endpoint: 4 x 300 = 1,200 bodies
@@ -122,7 +122,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 def check(client: TestClient, path: str, body: object) -> None:
     # Encoded here, not by httpx: NaN and Infinity go over the wire too (Python's JSON parser accepts them).
     content = json.dumps(body, allow_nan=True).encode()
-    response = client.post(path, content=content, headers={"content-type": "application/json"})
+    response = client.post(path, content=content, headers={"content-type": "application/json", **LABELLER})
     SEEN[path, response.status_code] += 1
     assert response.status_code in ALLOWED, f"{path} answered {response.status_code} to {body!r}: {response.text}"
     if response.status_code == 422:
