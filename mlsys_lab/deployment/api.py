@@ -6,6 +6,7 @@ Starlette's thread pool, where it cannot stall the event loop; the feature state
 what must be serialised (see :mod:`mlsys_lab.deployment.state`).
 """
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -122,6 +123,7 @@ def create_router(settings: ServiceSettings) -> APIRouter:
             model_alias=service.settings.model_alias,
             model_sha256=model.info.sha256,
             transactions_in_state=len(service.serving),
+            worker_pid=os.getpid(),
         )
 
     @router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)

@@ -348,6 +348,7 @@ class ReadyPublic(BaseModel):
     model_alias: str
     model_sha256: str
     transactions_in_state: int
+    worker_pid: int = Field(description="The process that answered: with several workers, which one.")
 
 
 class AdminReloadPublic(BaseModel):
