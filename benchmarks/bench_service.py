@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import itertools
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -182,7 +184,7 @@ def main() -> None:
     # The log holds the 37 days the windows reach; traffic is the 8 days after them.
     history = stream[stream["tx_time_days"].between(last_day - 44, last_day - 8)]
     traffic = stream[stream["tx_time_days"] > last_day - 8].to_dict("records")
-    needed = 3 * n + 64 * max(1, n // 20) + 10
+    needed = 4 * n + 64 * max(1, n // 20) + 10
     if len(traffic) < needed:
         raise SystemExit(f"preset {args.preset} has {len(traffic)} transactions after the history, need {needed}")
     log = DecisionLog(log_url)
@@ -264,6 +266,21 @@ def main() -> None:
     features = np.zeros((1, len(model.info.features)))
     latency["model.score, one NumPy row"] = percentiles([timed(lambda: model.score(features)) for _ in range(n)])
 
+    # -- a log outage: a read-only file refuses every commit; the 503s must stay fast ------------------------
+    # Each failed single request leaves the state as the log is (it changes memory only after its
+    # commit), so nothing is rebuilt; before, every failure rebuilt the whole state under the lock.
+    path = log_url.removeprefix("sqlite:///")
+    outage = ServingState.rebuild(DecisionLog(f"sqlite:///file:{path}?mode=ro&uri=true"))
+    failed = []
+    for row in remaining[n : n + min(n, 200)]:
+        tx = Transaction(**v1_body(row), schema_version="v1")
+        clock = time.perf_counter()
+        with contextlib.suppress(Exception):
+            outage.decide([tx], model, clock)
+        failed.append((time.perf_counter() - clock) * 1000)
+    latency["refused commit (read-only log), in process"] = percentiles(failed)
+    print(f"rebuilds during the outage: {outage.rebuilds} for {len(failed)} refused commits")
+
     # -- decision log write cost -------------------------------------------------------------------------
     writes: dict[str, dict[str, float]] = {}
     sample = history_decisions(history.head(1))[0]
@@ -288,10 +305,12 @@ def main() -> None:
     print(f"lock wait in the in-process run: {serving.lock_wait_seconds * 1000:.1f} ms in total (one thread)")
 
 
-def _fresh(decision: Decision) -> Decision:
-    from dataclasses import replace
+_fresh_ids = itertools.count(10**15)
 
-    return replace(decision, request_id=str(uuid.uuid4()))
+
+def _fresh(decision: Decision) -> Decision:
+    # A new request id and transaction id each time: the log keeps one decision per transaction.
+    return replace(decision, request_id=str(uuid.uuid4()), transaction_id=next(_fresh_ids))
 
 
 if __name__ == "__main__":

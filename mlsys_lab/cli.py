@@ -32,15 +32,106 @@ def _main(
 
 
 @app.command()
-def demo(preset: Preset = "small", seed: Seed = 0) -> None:
-    """Run the system's main job end to end on embedded defaults and print what it measured."""
-    from mlsys_lab.demo import format_report, run_demo
+def demo(
+    preset: Preset = "small",
+    seed: Seed = 0,
+    latency_budget_ms: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Single-row p99 budget of the selection rule, in ms (the rule's default: 5)."),
+    ] = None,
+) -> None:
+    """Run the system's main job end to end on embedded defaults and print what it measured.
 
+    Exits 1, saying why and what to do, when the main job did not complete: nothing was deployed,
+    the server did not start or answered an error, or an acknowledged decision is missing from the log.
+    """
+    import httpx
+
+    from mlsys_lab.demo import DEMO_CONSTRAINTS, run_demo, with_latency_budget
+    from mlsys_lab.deployment.replay import ReplayError
+    from mlsys_lab.report import format_report
+
+    constraints = (
+        DEMO_CONSTRAINTS if latency_budget_ms is None else with_latency_budget(DEMO_CONSTRAINTS, latency_budget_ms)
+    )
     try:
-        report = run_demo(preset, random_state=seed)
+        report = run_demo(preset, random_state=seed, constraints=constraints)
     except ValueError as exc:  # bad preset or seed: say which, without a traceback
         raise typer.BadParameter(str(exc)) from None
+    except (ReplayError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+        typer.echo(
+            f"demo failed while serving the chosen model: {exc}\n"
+            "What to do: read the server's output (runs/mlflow/demo-server.log by default) for the cause, "
+            "check that nothing else holds the decision log, and run `mlsys-lab demo` again.",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
     typer.echo(format_report(report))
+    if report.deployment is None:
+        typer.echo(
+            f"demo failed: no candidate met the selection rule ({report.selection.constraints.describe()}), so "
+            "nothing was deployed.\nWhat to do: read the verdicts above; on a busy machine close other work or "
+            "raise the latency budget (`mlsys-lab demo --latency-budget-ms 10`).",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    if report.deployment.unlogged:
+        typer.echo(
+            f"demo failed: {report.deployment.unlogged} acknowledged decisions are missing from the decision log "
+            f"{report.deployment.decision_log}: the service answered before committing. This is a bug: report it "
+            "with the server's output.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    family: Annotated[
+        str, typer.Option(help="Model family: logistic_regression, decision_tree, random_forest, ...")
+    ] = ("logistic_regression"),
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="A hyperparameter as NAME=VALUE (repeatable), e.g. max_depth=4.")
+    ] = None,
+    preset: Preset = "small",
+    seed: Seed = 0,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment the run is tracked in.")] = "cli",
+) -> None:
+    """Train one model on a simulated preset, track it (store: MLSYS_LAB_TRACKING_DIR) and print its run id.
+
+    The run id is what `mlsys-lab register RUN_ID` takes.
+    """
+    import json
+
+    from mlsys_lab import data
+    from mlsys_lab.data.split import TimeSplit
+    from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame
+    from mlsys_lab.training import train as train_model
+
+    params: dict[str, object] = {}
+    for item in param or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        try:
+            params[name] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name] = text
+    try:
+        sim_config = data.preset(preset, random_state=seed)
+        config = TrainingConfig(
+            family=family,
+            params=params,  # type: ignore[arg-type]  # values checked by TrainingConfig
+            split=TimeSplit.ending_at(sim_config.n_days),
+            random_state=seed,
+            validation_folds=0,
+        )
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    frame = feature_frame(data.simulate(sim_config).transactions)
+    run = train_model(config, frame, tracker=Tracker(TrackingSettings(experiment=experiment)))
+    typer.echo(f"trained {config.name}: test AP {run.test_metrics['average_precision']:.3f}")
+    typer.echo(f"run id {run.run_id}  (next: mlsys-lab register {run.run_id})")
 
 
 @app.command()
@@ -91,30 +182,40 @@ def notebooks(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback by default, so nothing outside sees it.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(min=0, max=65_535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes (they share the decision log).")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (MLSYS_LAB_HOST; 127.0.0.1, so nothing outside sees it).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65_535, help="TCP port (MLSYS_LAB_PORT; 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn worker processes, sharing the decision log (MLSYS_LAB_WORKERS; 1)."),
+    ] = None,
 ) -> None:
     """Run the scoring API (FastAPI on uvicorn) on the registry's champion.
 
-    Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, admin token, alias,
-    batch limit): see mlsys_lab.deployment.settings. With several workers each one follows the
-    registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS (5 unless set), since /admin/reload reaches
-    only the worker that receives it.
+    Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, tokens, alias,
+    batch limit, host, port, workers): see mlsys_lab.deployment.settings; an option given here wins.
+    With several workers each one follows the registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS
+    (5 unless set), since /admin/reload reaches only the worker that receives it.
     """
-    import os
-
     import uvicorn
+    from pydantic import ValidationError
 
-    if workers > 1 and not os.environ.get("MLSYS_LAB_MODEL_REFRESH_SECONDS"):
-        # /admin/reload reaches one worker; the others follow the registry alias on a timer.
-        os.environ["MLSYS_LAB_MODEL_REFRESH_SECONDS"] = "5"
+    from mlsys_lab.deployment.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings.from_env()
+    except ValidationError as exc:
+        raise typer.BadParameter(f"invalid MLSYS_LAB_* setting: {exc}") from None
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    workers = settings.workers if workers is None else workers
     if host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("binding to %s: the API is reachable from other machines", host)
+    # The worker processes read their settings themselves; "several workers" travels as the factory's name.
+    factory = "create_worker_app_from_env" if workers > 1 else "create_app_from_env"
     uvicorn.run(
-        "mlsys_lab.deployment.service:create_app_from_env",
+        f"mlsys_lab.deployment.service:{factory}",
         factory=True,
         host=host,
         port=port,

@@ -5,15 +5,23 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
-from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, format_report, run_demo
+from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, run_demo, with_latency_budget
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
+from mlsys_lab.deployment.server import LOOPBACK, free_port
+from mlsys_lab.report import format_report, tradeoff_columns
 from mlsys_lab.training import TrackingSettings, runs_table
+
+#: A latency budget no machine misses: what these tests check must not depend on how busy it is
+#: (whether the default 5 ms budget holds under load is the training layer's test).
+ANY_SPEED = with_latency_budget(DEMO_CONSTRAINTS, 1e6)
 
 CLI = Path(sys.executable).with_name("mlsys-lab")
 
@@ -36,7 +44,7 @@ def tracking(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_report(tracking):
     # small, not tiny: tiny's 30 days leave the 30-day windows truncated and only a handful of test frauds.
-    return run_demo("small", random_state=0, tracking=tracking)
+    return run_demo("small", random_state=0, tracking=tracking, constraints=ANY_SPEED)
 
 
 @pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
@@ -88,16 +96,18 @@ def test_demo_names_a_chosen_model_that_meets_its_constraints(small_report):
     assert selection.chosen is not None, selection.explain()
     row = table.loc[selection.chosen]
     assert row["val_ap_mean"] >= table["val_ap_mean"].max() - DEMO_CONSTRAINTS.ap_within_best
-    assert row["p99_latency_ms"] <= DEMO_CONSTRAINTS.p99_latency_ms
     assert row["artifact_mb"] <= DEMO_CONSTRAINTS.max_artifact_mb
+    assert selection.verdicts.loc[selection.chosen, "accepted"]
     # Every rejected candidate says which constraint it broke.
     rejected = selection.verdicts[~selection.verdicts["accepted"]]
     assert (rejected["broken"] != "").all()
-    # Measured, not assumed: every cost column holds a positive number.
-    measured = ["fit_seconds", "p50_latency_ms", "p99_latency_ms", "bulk_rows_per_s", "artifact_mb"]
+    # Measured, not assumed: every cost column the table prints holds a positive number.
+    printed = [column for column, _, _ in tradeoff_columns(table)]
+    measured = [c for c in printed if c.endswith("_ms") or c in ("fit_seconds", "bulk_rows_per_s", "artifact_mb")]
+    assert any(c.startswith("p99") for c in measured), printed
     assert (table[measured] > 0).all().all()
     text = format_report(small_report)
-    assert f"Chosen: {selection.chosen}" in text and "<- chosen" in text and "p99 ms" in text
+    assert f"Chosen: {selection.chosen}" in text and "<- chosen" in text and "p99" in text
 
 
 @pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
@@ -156,8 +166,8 @@ def test_demo_stops_its_server(small_report):
 def test_demo_is_reproducible(tmp_path):
     settings = TrackingSettings(root=tmp_path / "runs")
     first, second = (
-        run_demo("tiny", random_state=3, tracking=settings),
-        run_demo("tiny", random_state=3, tracking=settings),
+        run_demo("tiny", random_state=3, tracking=settings, constraints=ANY_SPEED),
+        run_demo("tiny", random_state=3, tracking=settings, constraints=ANY_SPEED),
     )
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     quality = ["test_ap", "test_cp_at_k", "threshold", "test_daily_cost"]
@@ -166,10 +176,10 @@ def test_demo_is_reproducible(tmp_path):
 
 @pytest.mark.slow  # the whole main job on its default preset (about 50 s)
 def test_cli_demo_runs_end_to_end(tmp_path):
-    # The default preset, as `make demo` runs it. On tiny, the only candidate good enough on its few
-    # test frauds sits at the 5 ms p99 limit, so whether anything deploys would depend on machine load.
+    # The default preset, as `make demo` runs it, with a latency budget no machine misses: whether
+    # something deploys must not depend on machine load here.
     env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
-    result = run_cli("demo", cwd=tmp_path, env=env)
+    result = run_cli("demo", "--latency-budget-ms", "1000000", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "The accuracy trap" in result.stdout
     assert "== Candidates" in result.stdout and "Rule:" in result.stdout
@@ -179,6 +189,57 @@ def test_cli_demo_runs_end_to_end(tmp_path):
     assert served is not None, result.stdout[-2000:]
     assert_nothing_listens(served.group(1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "the demo must leave nothing but its store"
+
+
+@pytest.mark.slow  # trains the candidate grid on tiny (about 15 s)
+def test_cli_demo_exits_1_and_says_what_to_do_when_nothing_is_deployed(tmp_path):
+    # A latency budget of 0 ms: no candidate can meet it, so the main job cannot complete.
+    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
+    result = run_cli("demo", "--preset", "tiny", "--latency-budget-ms", "0", cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "nothing was deployed" in result.stderr and "What to do" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # simulates tiny, trains one model and registers it (about 10 s)
+def test_cli_train_prints_a_run_id_that_register_takes(tmp_path):
+    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
+    trained = run_cli("train", "--family", "decision_tree", "--param", "max_depth=3", "--preset", "tiny", env=env)
+    assert trained.returncode == 0, trained.stderr
+    run_id = re.search(r"run id ([0-9a-f]{32})", trained.stdout)
+    assert run_id is not None, trained.stdout
+    registered = run_cli("register", run_id.group(1), env=env)
+    assert registered.returncode == 0, registered.stderr
+    assert "as version 1" in registered.stdout
+    bad = run_cli("train", "--param", "max_depth", "--preset", "tiny", env=env)
+    assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr
+
+
+@pytest.mark.slow  # starts the real server (a few seconds)
+def test_cli_serve_binds_where_mlsys_lab_host_and_port_say(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLSYS_LAB_HOST": LOOPBACK,
+        "MLSYS_LAB_PORT": str(port),
+        "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs"),
+        "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{tmp_path / 'log.db'}",
+    }
+    server = subprocess.Popen([str(CLI), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                answer = httpx.get(f"http://{LOOPBACK}:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"nothing answered on port {port} (MLSYS_LAB_PORT); exit code {server.poll()}")
+        assert answer.json() == {"status": "alive"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_cli_rejects_an_unknown_preset_by_name():

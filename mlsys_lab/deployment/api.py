@@ -6,62 +6,79 @@ Starlette's thread pool, where it cannot stall the event loop; the feature state
 what must be serialised (see :mod:`mlsys_lab.deployment.state`).
 """
 
-from __future__ import annotations
-
+import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mlsys_lab.deployment import schemas
-from mlsys_lab.deployment.deps import AdminDep, ModelDep, ServiceDep, ServingDep, SettingsDep
-from mlsys_lab.deployment.state import DuplicateTransaction, Scored
+from mlsys_lab.deployment.decision_log import UnknownTransaction
+from mlsys_lab.deployment.deps import (
+    AdminDep,
+    FeedbackDep,
+    ModelDep,
+    ServiceDep,
+    ServingDep,
+    load_model_for,
+)
+from mlsys_lab.deployment.settings import ServiceSettings
+from mlsys_lab.deployment.state import ConflictingTransaction, Scored, StateUnavailable, TooFarAhead
 
-__all__ = ["router"]
-
-router = APIRouter()
+__all__ = ["create_router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {"description": "The transaction id was already scored"},
-    422: {"description": "Invalid body: `detail` lists each field, `summary` names them in one line"},
-    503: {"description": "No usable model or no decision log: `detail` says why"},
+    409: {
+        "model": schemas.ErrorPublic,
+        "description": "The transaction id was already decided for a different transaction (the same "
+        "transaction again gets its stored decision, 200)",
+    },
+    413: {
+        "model": schemas.ErrorPublic,
+        "description": "The body is larger than MLSYS_LAB_MAX_BODY_BYTES; it was not read",
+    },
+    422: {
+        "model": schemas.ValidationErrorPublic,
+        "description": "Invalid body: `detail` lists each field, `summary` names them in one line; also a "
+        "transaction dated too far ahead, or a batch over the limit",
+    },
+    503: {
+        "model": schemas.ErrorPublic,
+        "description": "No usable model, or the decision log refused the write: `detail` says why, nothing was decided",
+    },
+}
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorPublic, "description": "Missing or wrong token"},
+    403: {"model": schemas.ErrorPublic, "description": "Disabled: no token configured"},
+}
+_READY_503: dict[str, Any] = {
+    "description": "Not ready: no usable model or no decision log",
+    "model": schemas.NotReadyPublic,
 }
 _V1_DEPRECATION = {"Deprecation": "true", "Link": '</v2/score>; rel="successor-version"'}
 
 
-@router.get("/health", response_model=schemas.HealthPublic, tags=["ops"])
-def health() -> schemas.HealthPublic:
-    """Liveness: the process answers. Says nothing about the model (that is ``/ready``)."""
-    return schemas.HealthPublic()
+def _unprocessable(loc: Sequence[str | int], message: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (``detail`` and ``summary``), so a client handles every one the same way."""
+    return RequestValidationError([{"type": "value_error", "loc": ("body", *loc), "msg": message, "input": None}])
 
 
-@router.get("/ready", response_model=schemas.ReadyPublic, tags=["ops"], responses={503: _ERRORS[503]})
-def ready(service: ServiceDep) -> schemas.ReadyPublic | JSONResponse:
-    """Readiness: a model is loaded and the decision log is open; 503 with the reason otherwise."""
-    model = service.slot.current
-    if model is None or service.serving is None:
-        reason = (
-            f"no model to serve: {service.slot.unavailable_reason}"
-            if model is None
-            else f"decision log unavailable: {service.serving_reason}"
-        )
-        return JSONResponse({"status": "not ready", "detail": reason}, status_code=503)
-    return schemas.ReadyPublic(
-        model_version=model.info.version,
-        model_alias=service.settings.model_alias,
-        model_sha256=model.info.sha256,
-        transactions_in_state=len(service.serving),
-    )
-
-
-def _decide(serving: ServingDep, model: ModelDep, transactions: Sequence[schemas.Transaction]) -> list[Scored]:
+def _decide(
+    serving: ServingDep, model: ModelDep, transactions: Sequence[schemas.Transaction], batch: bool
+) -> list[Scored]:
     started = time.perf_counter()
     try:
         return serving.decide(transactions, model, started)
-    except DuplicateTransaction as exc:
+    except ConflictingTransaction as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except TooFarAhead as exc:
+        loc: list[str | int] = ["transactions", exc.index, "tx_datetime"] if batch else ["tx_datetime"]
+        raise _unprocessable(loc, str(exc)) from None
+    except StateUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"}) from None
 
 
 def _public(scored: Scored) -> schemas.ScorePublic:
@@ -76,107 +93,137 @@ def _public(scored: Scored) -> schemas.ScorePublic:
     )
 
 
-def _check_batch_size(n: int, settings: SettingsDep) -> None:
-    if n > settings.batch_limit:
-        # Shaped like FastAPI's own 422, so a client handles every validation error one way.
-        detail = [
-            {
-                "type": "too_long",
-                "loc": ["body", "transactions"],
-                "msg": f"at most {settings.batch_limit} transactions per batch, got {n}",
-                "input": None,
-            }
-        ]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+def create_router(settings: ServiceSettings) -> APIRouter:
+    """The service's routes for ``settings`` (the batch limit is part of the request schema).
 
+    This module does not use ``from __future__ import annotations``: the batch bodies are classes
+    made here, and FastAPI must see them as objects, not as names to look up in the module.
+    """
+    router = APIRouter()
+    V1Batch, V2Batch = schemas.batch_models(settings.batch_limit)
 
-@router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
-def score_v1(
-    body: schemas.TransactionV1Create, serving: ServingDep, model: ModelDep, response: Response
-) -> schemas.ScorePublic:
-    """Score one transaction (v1: naive bank-local time, amount in euros). Prefer ``/v2/score``."""
-    response.headers.update(_V1_DEPRECATION)
-    return _public(_decide(serving, model, [schemas.transaction_from_v1(body)])[0])
+    @router.get("/health", response_model=schemas.HealthPublic, tags=["ops"])
+    def health() -> schemas.HealthPublic:
+        """Liveness: the process answers. Says nothing about the model (that is ``/ready``)."""
+        return schemas.HealthPublic()
 
+    @router.get("/ready", response_model=schemas.ReadyPublic, tags=["ops"], responses={503: _READY_503})
+    def ready(service: ServiceDep) -> schemas.ReadyPublic | JSONResponse:
+        """Readiness: a model is loaded and the decision log is open; 503 with the reason otherwise."""
+        model = service.slot.current
+        if model is None or service.serving is None:
+            reason = (
+                f"no model to serve: {service.slot.unavailable_reason}"
+                if model is None
+                else f"decision log unavailable: {service.serving_reason}"
+            )
+            return JSONResponse({"status": "not ready", "detail": reason}, status_code=503)
+        return schemas.ReadyPublic(
+            model_version=model.info.version,
+            model_alias=service.settings.model_alias,
+            model_sha256=model.info.sha256,
+            transactions_in_state=len(service.serving),
+            worker_pid=os.getpid(),
+        )
 
-@router.post("/v2/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
-def score_v2(body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep) -> schemas.ScorePublic:
-    """Score one transaction (v2: timezone-aware time, integer cents and currency)."""
-    return _public(_decide(serving, model, [schemas.transaction_from_v2(body)])[0])
+    @router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
+    def score_v1(
+        body: schemas.TransactionV1Create, serving: ServingDep, model: ModelDep, response: Response
+    ) -> schemas.ScorePublic:
+        """Score one transaction (v1: naive bank-local time, amount in euros). Prefer ``/v2/score``."""
+        response.headers.update(_V1_DEPRECATION)
+        return _public(_decide(serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
 
+    @router.post("/v2/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
+    def score_v2(body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep) -> schemas.ScorePublic:
+        """Score one transaction (v2: timezone-aware time, integer cents and currency)."""
+        return _public(_decide(serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
 
-@router.post("/v1/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
-def score_batch_v1(
-    body: schemas.TransactionV1Batch, serving: ServingDep, model: ModelDep, settings: SettingsDep, response: Response
-) -> schemas.BatchScorePublic:
-    """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v1 transactions in order, with one model call."""
-    _check_batch_size(len(body.transactions), settings)
-    response.headers.update(_V1_DEPRECATION)
-    scored = _decide(serving, model, [schemas.transaction_from_v1(tx) for tx in body.transactions])
-    return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
+    @router.post("/v1/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
+    def score_batch_v1(
+        body: Annotated[V1Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
+        serving: ServingDep,
+        model: ModelDep,
+        response: Response,
+    ) -> schemas.BatchScorePublic:
+        """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v1 transactions in order, with one model call."""
+        response.headers.update(_V1_DEPRECATION)
+        rows: list[schemas.TransactionV1Create] = body.transactions  # type: ignore[attr-defined]
+        scored = _decide(serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
+        return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
+    @router.post("/v2/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
+    def score_batch_v2(
+        body: Annotated[V2Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
+        serving: ServingDep,
+        model: ModelDep,
+    ) -> schemas.BatchScorePublic:
+        """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v2 transactions in order, with one model call."""
+        rows: list[schemas.TransactionV2Create] = body.transactions  # type: ignore[attr-defined]
+        scored = _decide(serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
+        return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
-@router.post("/v2/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
-def score_batch_v2(
-    body: schemas.TransactionV2Batch, serving: ServingDep, model: ModelDep, settings: SettingsDep
-) -> schemas.BatchScorePublic:
-    """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v2 transactions in order, with one model call."""
-    _check_batch_size(len(body.transactions), settings)
-    scored = _decide(serving, model, [schemas.transaction_from_v2(tx) for tx in body.transactions])
-    return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
-
-
-@router.post(
-    "/v1/feedback",
-    response_model=schemas.FeedbackPublic,
-    tags=["feedback"],
-    responses={404: {"description": "No decision was logged for this transaction id"}, 422: _ERRORS[422]},
-)
-def feedback(body: schemas.FeedbackCreate, serving: ServingDep) -> schemas.FeedbackPublic:
-    """Record a transaction's label and when it became known; terminal risk, monitoring and retraining read it."""
-    from mlsys_lab.deployment.decision_log import UnknownTransaction
-
-    try:
-        applied = serving.record_label(body.transaction_id, body.is_fraud, body.label_time)
-    except UnknownTransaction:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"unknown transaction_id {body.transaction_id}: no decision was logged for it, "
-            "so there is nothing to label",
-        ) from None
-    except ValueError as exc:  # a label known before its transaction happened
-        detail = [{"type": "value_error", "loc": ["body", "label_time"], "msg": str(exc), "input": None}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
-    return schemas.FeedbackPublic(**body.model_dump(), applied_to_features=applied)
-
-
-@router.post(
-    "/admin/reload",
-    response_model=schemas.AdminReloadPublic,
-    tags=["admin"],
-    dependencies=[AdminDep],
-    responses={
-        401: {"description": "Missing or wrong admin token"},
-        403: {"description": "Admin endpoints are disabled (no token configured)"},
-        409: {
-            "description": "The alias's model was refused (checksum, load or probe failed); the old one still serves"
+    @router.post(
+        "/v1/feedback",
+        response_model=schemas.FeedbackPublic,
+        tags=["feedback"],
+        dependencies=[FeedbackDep],
+        responses={
+            **_AUTH_ERRORS,
+            404: {"model": schemas.ErrorPublic, "description": "No decision was logged for this transaction id"},
+            413: _ERRORS[413],
+            422: _ERRORS[422],
+            503: _ERRORS[503],
         },
-    },
-)
-def reload_model(service: ServiceDep) -> schemas.AdminReloadPublic:
-    """Load the alias's current version (checksum first) and swap it in atomically."""
-    from mlsys_lab.deployment.service import load_model_for
-
-    try:
-        previous, model = service.slot.reload(lambda: load_model_for(service))
-    except Exception as exc:  # every refusal is the same answer: not swapped, and why
-        serving = service.slot.current
-        still = f"version {serving.info.version} keeps serving" if serving else "no model is serving"
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"reload refused ({type(exc).__name__}: {exc}); {still}"
-        ) from None
-    return schemas.AdminReloadPublic(
-        previous_version=None if previous is None else previous.info.version,
-        model_version=model.info.version,
-        model_sha256=model.info.sha256,
     )
+    def feedback(body: schemas.FeedbackCreate, serving: ServingDep) -> schemas.FeedbackPublic:
+        """Record a transaction's label and when it became known; terminal risk, monitoring and retraining read it.
+
+        Needs ``Authorization: Bearer <token>``: the feedback token (``MLSYS_LAB_FEEDBACK_TOKEN``) or the admin token.
+        """
+        try:
+            applied = serving.record_label(body.transaction_id, body.is_fraud, body.label_time)
+        except UnknownTransaction:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"unknown transaction_id {body.transaction_id}: no decision was logged for it, "
+                "so there is nothing to label",
+            ) from None
+        except ValueError as exc:  # a label known before its transaction happened
+            raise _unprocessable(["label_time"], str(exc)) from None
+        # Said with its offset, as the schema promises (fold 0 for the repeated hour in autumn).
+        known = body.label_time.replace(tzinfo=schemas.BANK_TIMEZONE)
+        return schemas.FeedbackPublic(
+            transaction_id=body.transaction_id, is_fraud=body.is_fraud, label_time=known, applied_to_features=applied
+        )
+
+    @router.post(
+        "/admin/reload",
+        response_model=schemas.AdminReloadPublic,
+        tags=["admin"],
+        dependencies=[AdminDep],
+        responses={
+            **_AUTH_ERRORS,
+            409: {
+                "model": schemas.ErrorPublic,
+                "description": "The alias's model was refused (checksum, load or probe failed); the old one serves on",
+            },
+        },
+    )
+    def reload_model(service: ServiceDep) -> schemas.AdminReloadPublic:
+        """Load the alias's current version (checksum first) and swap it in atomically."""
+        try:
+            previous, model = service.slot.reload(lambda: load_model_for(service))
+        except Exception as exc:  # every refusal is the same answer: not swapped, and why
+            serving = service.slot.current
+            still = f"version {serving.info.version} keeps serving" if serving else "no model is serving"
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"reload refused ({type(exc).__name__}: {exc}); {still}"
+            ) from None
+        return schemas.AdminReloadPublic(
+            previous_version=None if previous is None else previous.info.version,
+            model_version=model.info.version,
+            model_sha256=model.info.sha256,
+        )
+
+    return router

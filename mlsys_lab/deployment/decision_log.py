@@ -40,6 +40,17 @@ Tailing
     insert time and two transactions can commit out of id order: a tailer should re-read a short
     overlap (e.g. the last second of ids) and skip ids it has already applied.
 
+One decision per transaction
+    ``transaction_id`` is unique in ``decisions``: the database refuses a second decision for a
+    transaction, whichever process tries (:class:`DuplicateTransaction`), so a retried or doubled
+    request cannot be decided twice. :meth:`DecisionLog.scored` gives the stored decision back, which
+    is how the service answers a retry.
+
+The only door
+    The tables are private to this module. Everything that reads or writes them (the service's
+    feature state included: :meth:`DecisionLog.tail`, :meth:`DecisionLog.scored`,
+    :meth:`DecisionLog.snapshot`) goes through a method that takes the log's own locks.
+
 Labels
     A label is accepted only for a transaction that has a decision (else :class:`UnknownTransaction`)
     and not dated before the transaction. A second label for the same transaction is kept as a new
@@ -72,7 +83,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -83,10 +94,13 @@ __all__ = [
     "Decision",
     "DecisionLog",
     "DuplicateRequestId",
+    "DuplicateTransaction",
+    "LogTail",
+    "StoredDecision",
+    "TailedDecision",
+    "TailedLabel",
     "UnknownTransaction",
     "configure_sqlite",
-    "decisions_table",
-    "labels_table",
     "write_transaction",
 ]
 
@@ -98,14 +112,16 @@ DEFAULT_URL = "sqlite:///runs/decisions.db"
 DEFAULT_ORIGIN = "2018-04-01"
 _BEGIN_OPTION = "mlsys_lab_begin"
 
+# The tables are private: every reader and writer goes through DecisionLog's methods, which hold the
+# log's own locks (an in-memory log has one connection that two threads must not use at once).
 _metadata = sa.MetaData()
-decisions_table = sa.Table(
+_decisions = sa.Table(
     "decisions",
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(128), nullable=False, unique=True),
     sa.Column("decided_at", sa.DateTime, nullable=False),  # UTC, stored naive
-    sa.Column("transaction_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
     sa.Column("customer_id", sa.BigInteger, nullable=False),
     sa.Column("terminal_id", sa.BigInteger, nullable=False),
     sa.Column("tx_datetime", sa.DateTime, nullable=False, index=True),  # the transactions' clock
@@ -117,9 +133,13 @@ decisions_table = sa.Table(
     sa.Column("threshold", sa.Double, nullable=False),
     sa.Column("latency_ms", sa.Double, nullable=False),
     sa.Column("schema_version", sa.String(32), nullable=False),
+    # One decision per transaction, enforced by the database, so it holds across worker processes too
+    # (a check in Python holds only inside one process). Named apart from the old non-unique index,
+    # so that opening a log created before this constraint adds it.
+    sa.Index("uq_decisions_transaction_id", "transaction_id", unique=True),
     sqlite_autoincrement=True,  # ids never reused, even after the newest row is deleted: tailing stays exact
 )
-labels_table = sa.Table(
+_labels = sa.Table(
     "labels",
     _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -129,8 +149,8 @@ labels_table = sa.Table(
     sa.Column("recorded_at", sa.DateTime, nullable=False),  # UTC, stored naive
     sqlite_autoincrement=True,
 )
-_DECISION_COLUMNS = [c.name for c in decisions_table.columns if c.name != "features"]
-_LABEL_COLUMNS = [c.name for c in labels_table.columns]
+_DECISION_COLUMNS = [c.name for c in _decisions.columns if c.name != "features"]
+_LABEL_COLUMNS = [c.name for c in _labels.columns]
 #: Columns of :meth:`DecisionLog.history_frame`, named as the simulator names them.
 HISTORY_COLUMNS = (
     "transaction_id",
@@ -150,6 +170,60 @@ class UnknownTransaction(LookupError):
 
 class DuplicateRequestId(ValueError):
     """A decision whose request id is already in the log: a retried request must not be logged twice."""
+
+
+class DuplicateTransaction(ValueError):
+    """A decision for a transaction id that already has one (possibly written by another process).
+
+    ``transaction_ids`` lists the ids that already had a decision; nothing of the refused write is stored.
+    """
+
+    def __init__(self, message: str, transaction_ids: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.transaction_ids = tuple(int(i) for i in transaction_ids)
+
+
+class TailedDecision(NamedTuple):
+    """What a worker's feature state needs from a decision row, read by :meth:`DecisionLog.tail`."""
+
+    id: int
+    transaction_id: int
+    customer_id: int
+    terminal_id: int
+    tx_amount: float
+    tx_datetime: dt.datetime
+
+
+class TailedLabel(NamedTuple):
+    """A label row, read by :meth:`DecisionLog.tail`."""
+
+    id: int
+    transaction_id: int
+    is_fraud: bool
+    label_time: dt.datetime
+
+
+class LogTail(NamedTuple):
+    """Rows committed after given ids: labels (read first) and decisions, each in id order."""
+
+    labels: list[TailedLabel]
+    decisions: list[TailedDecision]
+
+
+class StoredDecision(NamedTuple):
+    """A logged decision as :meth:`DecisionLog.scored` returns it: enough to answer a retried request."""
+
+    request_id: str
+    transaction_id: int
+    customer_id: int
+    terminal_id: int
+    tx_datetime: dt.datetime
+    tx_amount: float
+    model_version: int
+    score: float
+    decision: bool
+    threshold: float
+    schema_version: str
 
 
 @dataclass(frozen=True)
@@ -314,7 +388,11 @@ class DecisionLog:
         self._memory = _is_memory_sqlite(parsed)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         if self._sqlite and not self._memory and parsed.database:
-            parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+            # ``sqlite:///file:path?mode=ro&uri=true`` opens the file read-only (SQLite's URI form).
+            prefix, path = (
+                ("file:", parsed.database[5:]) if parsed.database.startswith("file:") else ("", parsed.database)
+            )
+            parsed = parsed.set(database=prefix + str(Path(path).expanduser().resolve()))
         self.url = parsed
         self.synchronous = synchronous
         self._engine: sa.Engine | None = None
@@ -342,7 +420,7 @@ class DecisionLog:
             configure_sqlite(engine, journal_mode="", synchronous=self.synchronous)
             return engine
         if self._sqlite and self.url.database:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.url.database.removeprefix("file:")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(self.url, pool_pre_ping=not self._sqlite)
         if self._sqlite:
             configure_sqlite(engine, journal_mode="WAL", synchronous=self.synchronous)
@@ -394,25 +472,49 @@ class DecisionLog:
         self.record_many([decision])
 
     def record_many(self, decisions: Iterable[Decision]) -> int:
-        """Insert several decisions in one transaction (all or none), e.g. to backfill a replay; returns the count."""
+        """Insert several decisions in one transaction (all or none), e.g. to backfill a replay; returns the count.
+
+        Raises
+        ------
+        DuplicateTransaction
+            A transaction id already has a decision, or appears twice (nothing is written).
+        DuplicateRequestId
+            A request id is already logged (nothing is written).
+        """
         rows = [_row(d) for d in decisions]
         if not rows:
             return 0
         try:
             with self._writing() as connection:
-                connection.execute(decisions_table.insert(), rows)
+                connection.execute(_decisions.insert(), rows)
         except sa.exc.IntegrityError as error:
-            ids = [r["request_id"] for r in rows]
-            with self._reading() as connection:
-                taken = connection.execute(
-                    sa.select(decisions_table.c.request_id).where(decisions_table.c.request_id.in_(ids))
-                ).scalars()
-                logged = sorted(set(taken)) or sorted({i for i in ids if ids.count(i) > 1})
-            raise DuplicateRequestId(
-                f"request id(s) {logged[:5]} already logged: each decision needs its own request_id; "
-                "a retried request should get the decision already logged for it, not a second row"
-            ) from error
+            self._raise_duplicate(rows, error)
         return len(rows)
+
+    def _raise_duplicate(self, rows: list[dict[str, Any]], error: sa.exc.IntegrityError) -> None:
+        """Say which unique key the refused insert broke: a transaction already decided, or a request id reused."""
+        tx_ids = [r["transaction_id"] for r in rows]
+        ids = [r["request_id"] for r in rows]
+        with self._reading() as connection:
+            decided = set(
+                connection.execute(
+                    sa.select(_decisions.c.transaction_id).where(_decisions.c.transaction_id.in_(tx_ids))
+                ).scalars()
+            )
+            taken = set(
+                connection.execute(sa.select(_decisions.c.request_id).where(_decisions.c.request_id.in_(ids))).scalars()
+            )
+        decided |= {i for i in tx_ids if tx_ids.count(i) > 1}
+        if decided:
+            raise DuplicateTransaction(
+                f"transaction_id(s) {sorted(decided)[:5]} already have a decision: one decision per transaction",
+                sorted(decided),
+            ) from error
+        logged = sorted(taken) or sorted({i for i in ids if ids.count(i) > 1})
+        raise DuplicateRequestId(
+            f"request id(s) {logged[:5]} already logged: each decision needs its own request_id; "
+            "a retried request should get the decision already logged for it, not a second row"
+        ) from error
 
     def record_label(self, transaction_id: int, is_fraud: bool, label_time: dt.datetime) -> None:
         """Record that ``transaction_id`` is fraud (or genuine), known since ``label_time``; committed on return.
@@ -430,9 +532,9 @@ class DecisionLog:
         known_at = _utc_naive(label_time)
         with self._writing() as connection:
             tx_time = connection.execute(
-                sa.select(decisions_table.c.tx_datetime)
-                .where(decisions_table.c.transaction_id == tx_id)
-                .order_by(decisions_table.c.id)
+                sa.select(_decisions.c.tx_datetime)
+                .where(_decisions.c.transaction_id == tx_id)
+                .order_by(_decisions.c.id)
                 .limit(1)
             ).scalar_one_or_none()
             if tx_time is None:
@@ -446,7 +548,7 @@ class DecisionLog:
                     "send the time the label became known, on the transactions' clock"
                 )
             connection.execute(
-                labels_table.insert().values(
+                _labels.insert().values(
                     transaction_id=tx_id, is_fraud=bool(is_fraud), label_time=known_at, recorded_at=_utcnow()
                 )
             )
@@ -461,10 +563,10 @@ class DecisionLog:
         ``threshold``, ``latency_ms``, ``schema_version``; and ``features`` (dicts) with
         ``with_features=True``. To tail the log, pass the largest ``id`` seen so far.
         """
-        columns = [decisions_table.c[name] for name in _DECISION_COLUMNS]
+        columns = [_decisions.c[name] for name in _DECISION_COLUMNS]
         if with_features:
-            columns.append(decisions_table.c.features)
-        query = sa.select(*columns).where(decisions_table.c.id > int(since_id)).order_by(decisions_table.c.id)
+            columns.append(_decisions.c.features)
+        query = sa.select(*columns).where(_decisions.c.id > int(since_id)).order_by(_decisions.c.id)
         if limit is not None:
             query = query.limit(int(limit))
         with self._reading() as connection:
@@ -495,7 +597,7 @@ class DecisionLog:
     def labels(self, *, since_id: int = 0, latest_only: bool = False) -> pd.DataFrame:
         """Label rows with ``id > since_id`` in id order: ``id``, ``transaction_id``, ``is_fraud``, ``label_time``,
         ``recorded_at`` (UTC). ``latest_only`` keeps the newest row per transaction (the current label)."""
-        query = sa.select(*labels_table.c).where(labels_table.c.id > int(since_id)).order_by(labels_table.c.id)
+        query = sa.select(*_labels.c).where(_labels.c.id > int(since_id)).order_by(_labels.c.id)
         with self._reading() as connection:
             rows = connection.execute(query).all()
         frame = pd.DataFrame(rows, columns=_LABEL_COLUMNS).astype(
@@ -510,15 +612,15 @@ class DecisionLog:
     def decision_for(self, transaction_id: int) -> dict[str, Any] | None:
         """The newest decision logged for a transaction (which model version decided it, the score, ...), or None.
 
-        The dict holds the columns of :meth:`decisions`, ``features`` as a dict, and ``n_decisions``:
-        how many decisions the transaction has (more than one if a client sent it twice with new
-        request ids).
+        The dict holds the columns of :meth:`decisions`, ``features`` as a dict, and ``n_decisions``
+        (always 1 in a log made by this version, which allows one decision per transaction; older
+        logs may hold more).
         """
         with self._reading() as connection:
             rows = connection.execute(
-                sa.select(*decisions_table.c)
-                .where(decisions_table.c.transaction_id == int(transaction_id))
-                .order_by(decisions_table.c.id.desc())
+                sa.select(*_decisions.c)
+                .where(_decisions.c.transaction_id == int(transaction_id))
+                .order_by(_decisions.c.id.desc())
             ).all()
         if not rows:
             return None
@@ -529,10 +631,63 @@ class DecisionLog:
         newest["n_decisions"] = len(rows)
         return newest
 
+    def tail(self, *, after_decision_id: int, after_label_id: int) -> LogTail:
+        """The labels and decisions committed after the given ids, for a worker that keeps its state in step.
+
+        Labels are read first, in the same read transaction: a label is accepted only for a committed
+        decision, so every label returned has its decision either in this tail or before it. Plain
+        tuples, not frames: this runs on every request, and two DataFrames cost about 5 ms.
+        """
+        d, lab = _decisions.c, _labels.c
+        with self._reading() as connection:
+            labels = connection.execute(
+                sa.select(lab.id, lab.transaction_id, lab.is_fraud, lab.label_time)
+                .where(lab.id > int(after_label_id))
+                .order_by(lab.id)
+            ).all()
+            decisions = connection.execute(
+                sa.select(d.id, d.transaction_id, d.customer_id, d.terminal_id, d.tx_amount, d.tx_datetime)
+                .where(d.id > int(after_decision_id))
+                .order_by(d.id)
+            ).all()
+        return LogTail(
+            labels=[TailedLabel(int(i), int(t), bool(f), when) for i, t, f, when in labels],
+            decisions=[
+                TailedDecision(int(i), int(t), int(c), int(k), float(a), when) for i, t, c, k, a, when in decisions
+            ],
+        )
+
+    def scored(self, transaction_ids: Iterable[int]) -> dict[int, StoredDecision]:
+        """The logged decision of each of ``transaction_ids`` that has one (one indexed query for a batch)."""
+        wanted = sorted({int(i) for i in transaction_ids})
+        if not wanted:
+            return {}
+        d = _decisions.c
+        with self._reading() as connection:
+            rows = connection.execute(
+                sa.select(*(d[name] for name in StoredDecision._fields)).where(d.transaction_id.in_(wanted))
+            ).all()
+        return {
+            int(row.transaction_id): StoredDecision(
+                request_id=str(row.request_id),
+                transaction_id=int(row.transaction_id),
+                customer_id=int(row.customer_id),
+                terminal_id=int(row.terminal_id),
+                tx_datetime=row.tx_datetime,
+                tx_amount=float(row.tx_amount),
+                model_version=int(row.model_version),
+                score=float(row.score),
+                decision=bool(row.decision),
+                threshold=float(row.threshold),
+                schema_version=str(row.schema_version),
+            )
+            for row in rows
+        }
+
     def request_ids(self) -> set[str]:
         """Every request id in the log (e.g. to check that every acknowledged request was logged)."""
         with self._reading() as connection:
-            return set(connection.execute(sa.select(decisions_table.c.request_id)).scalars())
+            return set(connection.execute(sa.select(_decisions.c.request_id)).scalars())
 
     def history_frame(
         self, *, origin: str | dt.datetime = DEFAULT_ORIGIN, since: dt.datetime | str | None = None
@@ -561,14 +716,29 @@ class DecisionLog:
         >>> from mlsys_lab.data.online import OnlineFeatureState
         >>> state = OnlineFeatureState.from_history(log.history_frame())  # doctest: +SKIP
         """
-        d, labels = decisions_table.c, labels_table.c
+        return self.snapshot(origin=origin, since=since)[0]
+
+    def snapshot(
+        self, *, origin: str | dt.datetime = DEFAULT_ORIGIN, since: dt.datetime | str | None = None
+    ) -> tuple[pd.DataFrame, int, int]:
+        """:meth:`history_frame`, and the largest decision and label ids it reflects, read in one transaction.
+
+        What a (re)starting worker needs: rebuild from the frame, then :meth:`tail` after those ids,
+        with no row read twice and none missed in between.
+        """
+        d, labels = _decisions.c, _labels.c
         query = sa.select(d.id, d.transaction_id, d.tx_datetime, d.customer_id, d.terminal_id, d.tx_amount)
         if since is not None:
             query = query.where(d.tx_datetime >= _utc_naive(since))
         with self._reading() as connection:
-            rows = connection.execute(query.order_by(d.id)).all()
+            # One read transaction (SQLAlchemy begins one on first execute): the ids match the rows.
+            last_decision = connection.execute(sa.select(sa.func.max(d.id))).scalar_one_or_none() or 0
+            last_label = connection.execute(sa.select(sa.func.max(labels.id))).scalar_one_or_none() or 0
+            rows = connection.execute(query.where(d.id <= last_decision).order_by(d.id)).all()
             label_rows = connection.execute(
-                sa.select(labels.transaction_id, labels.is_fraud, labels.label_time).order_by(labels.id)
+                sa.select(labels.transaction_id, labels.is_fraud, labels.label_time)
+                .where(labels.id <= last_label)
+                .order_by(labels.id)
             ).all()
         frame = pd.DataFrame(rows, columns=["id", *HISTORY_COLUMNS[:5]])
         frame = frame.drop_duplicates("transaction_id", keep="first").drop(columns="id")
@@ -587,7 +757,7 @@ class DecisionLog:
         label_time = pd.to_datetime(matched["label_time"]).to_numpy()
         frame["tx_label_seconds"] = (label_time - np.datetime64(start.to_datetime64(), "ns")) / np.timedelta64(1, "s")
         frame = frame.sort_values(["tx_time_seconds", "transaction_id"], kind="stable", ignore_index=True)
-        return frame[list(HISTORY_COLUMNS)]
+        return frame[list(HISTORY_COLUMNS)], int(last_decision), int(last_label)
 
     def close(self) -> None:
         """Close the database connections. A later call reopens them."""

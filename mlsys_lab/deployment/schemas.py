@@ -38,6 +38,8 @@ from pydantic import (
     Strict,
     StrictBool,
     StrictInt,
+    WithJsonSchema,
+    create_model,
     field_validator,
 )
 
@@ -46,9 +48,11 @@ __all__ = [
     "MAX_ID",
     "AdminReloadPublic",
     "BatchScorePublic",
+    "ErrorPublic",
     "FeedbackCreate",
     "FeedbackPublic",
     "HealthPublic",
+    "NotReadyPublic",
     "ReadyPublic",
     "ScorePublic",
     "Transaction",
@@ -56,6 +60,8 @@ __all__ = [
     "TransactionV1Create",
     "TransactionV2Batch",
     "TransactionV2Create",
+    "ValidationErrorPublic",
+    "batch_models",
     "transaction_from_v1",
     "transaction_from_v2",
     "v2_from_v1",
@@ -91,6 +97,18 @@ def _euros_only(value: object) -> object:
 
 # FastAPI validates the parsed JSON in Python mode, where Strict() would refuse every string.
 IsoText = BeforeValidator(_iso_text)
+_RANGE = "between 1970-01-02 and 9999-12-30, and at most MLSYS_LAB_MAX_AHEAD_SECONDS (a day) ahead of the service"
+#: What v1 accepts, said in the schema: JSON Schema's ``date-time`` format requires an offset, which
+#: v1 refuses, so a schema-driven client would never send a valid v1 time.
+NAIVE_DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
+_NAIVE_SCHEMA = WithJsonSchema(
+    {
+        "type": "string",
+        "pattern": NAIVE_DATETIME_PATTERN,
+        "description": f"ISO 8601 without offset, read as the bank's local time (Europe/Brussels); {_RANGE}.",
+        "examples": ["2018-05-12T14:03:27"],
+    }
+)
 Schema = Literal["v1", "v2"]
 _STRICT_BODY = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,10 +124,7 @@ class _TransactionIds(BaseModel):
 class TransactionV1Create(_TransactionIds):
     """One raw transaction, v1: naive bank-local time and a float amount in euros."""
 
-    tx_datetime: Annotated[NaiveDatetime, IsoText] = Field(
-        description="ISO 8601 without offset, read as the bank's local time (Europe/Brussels).",
-        examples=["2018-05-12T14:03:27"],
-    )
+    tx_datetime: Annotated[NaiveDatetime, IsoText, _NAIVE_SCHEMA]
     tx_amount: Annotated[float, Strict()] = Field(
         ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Amount in euros."
     )
@@ -124,7 +139,7 @@ class TransactionV2Create(_TransactionIds):
     """One raw transaction, v2: timezone-aware time, integer minor units and a currency."""
 
     tx_datetime: Annotated[AwareDatetime, IsoText] = Field(
-        description="ISO 8601 with a UTC offset (Z or +hh:mm); a naive time is refused.",
+        description=f"ISO 8601 with a UTC offset (Z or +hh:mm); a naive time is refused; {_RANGE}.",
         examples=["2018-05-12T12:03:27Z"],
     )
     amount_minor: Annotated[StrictInt, Field(ge=0, le=int(MAX_AMOUNT * 100))] = Field(
@@ -162,6 +177,25 @@ class TransactionV2Batch(BaseModel):
 
     model_config = _STRICT_BODY
     transactions: list[TransactionV2Create] = Field(min_length=1)
+
+
+def batch_models(limit: int) -> tuple[type[TransactionV1Batch], type[TransactionV2Batch]]:
+    """The two batch bodies with ``limit`` as ``maxItems``: in the schema, and checked before any row is.
+
+    pydantic checks a list's length before validating its items, so a 50 MB batch is refused
+    without validating a million rows.
+    """
+    v1 = create_model(
+        "TransactionV1Batch",
+        __base__=TransactionV1Batch,
+        transactions=(list[TransactionV1Create], Field(min_length=1, max_length=limit)),
+    )
+    v2 = create_model(
+        "TransactionV2Batch",
+        __base__=TransactionV2Batch,
+        transactions=(list[TransactionV2Create], Field(min_length=1, max_length=limit)),
+    )
+    return v1, v2
 
 
 class Transaction(BaseModel):
@@ -259,7 +293,7 @@ class FeedbackCreate(BaseModel):
     transaction_id: Id
     is_fraud: StrictBool
     label_time: Annotated[dt.datetime, IsoText] = Field(
-        description="When the label became known; a naive time is bank-local, an aware one is converted."
+        description=f"When the label became known; a naive time is bank-local, an aware one is converted; {_RANGE}."
     )
 
     @field_validator("label_time")
@@ -278,10 +312,30 @@ class FeedbackPublic(BaseModel):
 
     transaction_id: int
     is_fraud: bool
-    label_time: dt.datetime
+    label_time: AwareDatetime = Field(
+        description="When the label became known, in the bank's time zone, with its offset."
+    )
     applied_to_features: bool = Field(
         description="False when the transaction is older than every feature window: stored, but no feature uses it."
     )
+
+
+class NotReadyPublic(BaseModel):
+    status: Literal["not ready"] = "not ready"
+    detail: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: ``detail`` says what went wrong and what to do."""
+
+    detail: str
+
+
+class ValidationErrorPublic(BaseModel):
+    """A 422: ``detail`` lists each problem with its location, ``summary`` names the fields in one line."""
+
+    detail: list[dict[str, object]]
+    summary: str
 
 
 class HealthPublic(BaseModel):
@@ -294,6 +348,7 @@ class ReadyPublic(BaseModel):
     model_alias: str
     model_sha256: str
     transactions_in_state: int
+    worker_pid: int = Field(description="The process that answered: with several workers, which one.")
 
 
 class AdminReloadPublic(BaseModel):

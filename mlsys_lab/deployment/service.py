@@ -4,6 +4,9 @@ Start it with ``mlsys-lab serve`` (uvicorn on 127.0.0.1:8000), or from Python::
 
     uvicorn mlsys_lab.deployment.service:create_app_from_env --factory --host 127.0.0.1
 
+(``create_worker_app_from_env`` is the factory ``mlsys-lab serve --workers N`` uses: the same app,
+following the registry alias every few seconds unless ``MLSYS_LAB_MODEL_REFRESH_SECONDS`` says otherwise.)
+
 At start-up the lifespan handler
 
 1. limits OpenMP/BLAS to one thread (a one-row prediction is several times slower with more);
@@ -13,66 +16,64 @@ At start-up the lifespan handler
 A failure in 2 or 3 does not stop the process: it starts, ``/health`` answers, and ``/ready`` and
 every scoring route answer 503 with the reason, never 500. Nothing is read or opened at import.
 
-Status codes: 200; 404 feedback for an unknown transaction; 409 transaction already scored, or a
-model reload refused (the old model keeps serving); 401/403 admin token wrong or admin disabled; 422
-invalid body, with FastAPI's per-field ``detail`` plus a one-line ``summary`` naming the fields; 503
-no model or no decision log, or the log refused a write (nothing was decided).
+Status codes: 200 (also for the same transaction sent again: its stored decision); 404 feedback for
+an unknown transaction; 409 a transaction id already decided for a different transaction, or a model
+reload refused (the old model keeps serving); 401/403 token wrong or endpoint disabled; 413 a body
+over ``MLSYS_LAB_MAX_BODY_BYTES``, refused before it is read; 422 invalid body (JSON that does not
+parse included), with FastAPI's per-field ``detail`` (inputs longer than 200 characters are cut)
+plus a one-line ``summary`` naming the fields; 503 no model or no decision log, or the log refused
+a write (nothing was decided), answered at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
-from mlsys_lab.deployment.api import router
-from mlsys_lab.deployment.deps import Service
+from mlsys_lab.deployment.api import create_router
+from mlsys_lab.deployment.decision_log import DecisionLog
+from mlsys_lab.deployment.deps import Service, load_model_for
+from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.settings import ServiceSettings
-from mlsys_lab.deployment.state import ServingState, check_model
+from mlsys_lab.deployment.state import ServingState
 
-if TYPE_CHECKING:
-    from mlsys_lab.deployment.registry import LoadedModel
-
-__all__ = ["create_app", "create_app_from_env", "load_model_for"]
+__all__ = [
+    "BodySizeLimit",
+    "create_app",
+    "create_app_from_env",
+    "create_worker_app_from_env",
+    "follow_alias",
+    "load_model_for",
+    "start_service",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def load_model_for(service: Service) -> LoadedModel:
-    """The alias's current model, checksum-verified and probed: the one way the service gets a model."""
-    from mlsys_lab.deployment.registry import Registry
-
-    if service.registry is None:
-        service.registry = Registry(service.settings.tracking)
-    model = service.registry.load(service.settings.model_alias)
-    names = service.serving.feature_names if service.serving is not None else None
-    if names is None:
-        from mlsys_lab.data.online import OnlineFeatureState
-
-        names = OnlineFeatureState().feature_names
-    check_model(model, names)
-    return model
+#: Longest echo of a client's input in a 422: errors say what was wrong, they do not mirror the body.
+MAX_ECHO_CHARS = 200
 
 
 def start_service(settings: ServiceSettings) -> Service:
     """Open the decision log, rebuild the feature state, load the model; failures become reasons, not crashes."""
-    from mlsys_lab.deployment.decision_log import DecisionLog
-
     service = Service(settings=settings)
     try:
         log = DecisionLog(settings.decision_log_url)
         log.create()
-        service.serving = ServingState.rebuild(log)
+        service.serving = ServingState.rebuild(log, max_ahead_seconds=settings.max_ahead_seconds)
         logger.info("feature state rebuilt from the decision log: %d transactions", len(service.serving))
     except Exception as exc:
         service.serving_reason = f"{type(exc).__name__}: {exc}"
@@ -86,10 +87,11 @@ def start_service(settings: ServiceSettings) -> Service:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as strings: errors echo the input, and JSON has no NaN.
+    """``value`` with NaN and infinities as strings, and long inputs cut: errors echo the input.
 
     Without this, a body such as ``{"tx_amount": NaN}`` (which Python's JSON parser accepts) made
-    the 422 itself fail to serialise, and the client got a 500. Found by ``tests/deployment/test_fuzz.py``.
+    the 422 itself fail to serialise, and the client got a 500 (found by ``tests/deployment/test_fuzz.py``);
+    and a 10 MB padded field came back as a 10 MB 422.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -100,14 +102,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _short(value: Any) -> Any:
+    """An error's ``input``, cut to :data:`MAX_ECHO_CHARS` characters of JSON when longer."""
+    text = json.dumps(_json_safe(jsonable_encoder(value)), default=str)
+    if len(text) <= MAX_ECHO_CHARS:
+        return _json_safe(jsonable_encoder(value))
+    return f"{text[:MAX_ECHO_CHARS]}... ({len(text):,} characters, cut)"
+
+
 def follow_alias(service: Service) -> bool:
     """Reload when the served alias points at another version than the one serving; True if swapped.
 
     Each worker process runs this on its own timer (``model_refresh_seconds``): an ``/admin/reload``
     reaches one worker only, and the registry is what all of them agree on.
     """
-    from mlsys_lab.deployment.registry import Registry
-
     if service.registry is None:
         service.registry = Registry(service.settings.tracking)
     target = service.registry.get(service.settings.model_alias).version
@@ -133,9 +141,7 @@ async def _follow_alias_forever(service: Service, every: float) -> None:
             last_refusal = str(exc)
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 body (``detail``: every error with its location), plus a one-line ``summary``."""
-    errors = exc.errors()
+def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
     fields: list[str] = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ()) if part != "body"]
@@ -144,36 +150,116 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             fields.append(name)
     first = errors[0].get("msg", "invalid") if errors else "invalid"
     summary = f"invalid {', '.join(fields[:5])}{' ...' if len(fields) > 5 else ''}: {first}"
+    detail = [{**error, "input": _short(error.get("input"))} if "input" in error else error for error in errors]
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": _json_safe(jsonable_encoder(errors)), "summary": summary},
+        content={"detail": _json_safe(jsonable_encoder(detail)), "summary": summary},
     )
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body (``detail``: every error with its location), plus a one-line ``summary``."""
+    return _unprocessable(list(exc.errors()))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    # FastAPI answers a body it cannot decode (not UTF-8, say) with a bare 400 naming nothing:
+    # it is an invalid body like any other, so it gets the same 422 naming the body.
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == "There was an error parsing the body":
+        return _unprocessable(
+            [{"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "input": None}]
+        )
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # A log that refuses a write means no decision was made: the client may retry, it is not a bug.
     logger.error("decision log error on %s: %s", request.url.path, exc)
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={"detail": f"decision log unavailable, nothing was decided: {type(exc).__name__}"},
+        content={"detail": f"decision log unavailable, nothing was decided: {type(exc).__name__}: {reason}"},
         headers={"Retry-After": "1"},
     )
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """The scoring app for ``settings`` (from the environment when None); loads nothing until it starts."""
+class BodySizeLimit:
+    """Pure ASGI middleware: a 413 for a body over ``max_bytes``, before the app parses a byte of it.
+
+    A declared ``content-length`` over the limit is refused without reading; a chunked (or lying)
+    body is counted as it streams and refused as soon as it passes the limit. Bodies within the
+    limit are handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, int(declared))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send, size)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect, as the server would
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        detail = (
+            f"request body of {size:,}+ bytes is over the limit of {self.max_bytes:,} bytes "
+            "(MLSYS_LAB_MAX_BODY_BYTES): send fewer transactions per batch"
+        )
+        payload = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> FastAPI:
+    """The scoring app for ``settings`` (from the environment when None); loads nothing until it starts.
+
+    ``workers`` is how many processes share the traffic: with more than one, and no
+    ``model_refresh_seconds`` set, each follows the alias every ``MULTI_WORKER_REFRESH_SECONDS``.
+    """
     settings = settings or ServiceSettings.from_env()
+    refresh = settings.refresh_seconds(workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = threadpool_limits(limits=settings.blas_threads)
         service = start_service(settings)
         app.state.service = service
-        follower = (
-            asyncio.create_task(_follow_alias_forever(service, settings.model_refresh_seconds))
-            if settings.model_refresh_seconds > 0
-            else None
-        )
+        follower = asyncio.create_task(_follow_alias_forever(service, refresh)) if refresh > 0 else None
         try:
             yield
         finally:
@@ -183,8 +269,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 service.serving.log.close()
             limits.restore_original_limits()
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     app = FastAPI(
         title="mlsys-lab fraud scoring",
         version="1",
@@ -192,11 +276,23 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(create_router(settings))
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` and ``mlsys-lab serve``: settings from ``MLSYS_LAB_*``."""
     return create_app(ServiceSettings.from_env())
+
+
+def create_worker_app_from_env() -> FastAPI:
+    """The factory of ``mlsys-lab serve --workers N`` (N > 1): each worker also follows the alias.
+
+    The CLI says "several workers" by choosing this factory, not through the environment; the
+    settings themselves are read here, in the worker process.
+    """
+    settings = ServiceSettings.from_env()
+    return create_app(settings, workers=max(2, settings.workers))

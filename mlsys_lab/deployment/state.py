@@ -20,6 +20,32 @@ Two objects, one per kind of shared mutable state, each with the one lock it nee
     transaction and label committed before it started, in any worker. The whole sequence (tail,
     features, score, commit, observe) runs under one lock per worker, because the feature state is
     not thread-safe and because two requests for one card in the same worker must see each other.
+    The state never reads the log's tables itself: it asks the log (:meth:`DecisionLog.tail`,
+    :meth:`DecisionLog.scored`, :meth:`DecisionLog.snapshot`), whose methods hold the log's locks.
+
+Commit before acknowledge, and a log outage
+    A decision is committed before its answer exists. A one-transaction request changes the
+    in-memory state only *after* its commit succeeded, so a refused commit (a full disk, a read-only
+    file) leaves the state as the log is and costs nothing: a fast 503. A batch must change the
+    state as it goes (each row sees the ones before it), so a refused batch commit marks the state
+    *dirty*: scoring answers 503 at once, without waiting for a lock, while one background rebuild
+    from the log runs; then scoring resumes. No request ever waits for a rebuild.
+
+The stream's clock, and transactions dated far ahead
+    The features' windows end at each transaction's own time, and the state drops history that no
+    window can reach any more. Both trust the transactions' times, so a single request dated a month
+    ahead (a client's clock bug) would make every customer's history look stale. Two rules keep one
+    bad time from doing harm (:attr:`ServingState.max_ahead_seconds`, ``MLSYS_LAB_MAX_AHEAD_SECONDS``,
+    one day by default):
+
+    - the *stream clock* is the median time of the last 101 transactions applied: a few outliers
+      cannot move it. Pruning follows the stream clock, never the newest time, so it cannot wipe
+      the state;
+    - a transaction dated more than ``max_ahead_seconds`` after the stream clock is refused with a
+      422 that says why, unless it is within ``max_ahead_seconds`` of the service's own clock (bank
+      time): so a live service resumes after a pause in traffic, while a replay of 2018 refuses a
+      request dated a month ahead. Anything more than ``max_ahead_seconds`` after the service's clock
+      is refused: a card transaction cannot come from the future.
 """
 
 from __future__ import annotations
@@ -27,26 +53,38 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import statistics
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlalchemy as sa
+import pandas as pd
 
 from mlsys_lab.data.features import SECONDS_PER_DAY
 from mlsys_lab.data.online import OnlineFeatureState
-from mlsys_lab.deployment.decision_log import Decision, decisions_table, labels_table
-from mlsys_lab.deployment.schemas import Transaction
+from mlsys_lab.deployment.decision_log import Decision, DecisionLog, DuplicateTransaction, StoredDecision
+from mlsys_lab.deployment.schemas import BANK_TIMEZONE, Transaction
 
 if TYPE_CHECKING:
-    from mlsys_lab.deployment.decision_log import DecisionLog
     from mlsys_lab.deployment.registry import LoadedModel
 
-__all__ = ["DuplicateTransaction", "ModelSlot", "ModelUnusable", "Scored", "ServingState", "check_model"]
+__all__ = [
+    "DEFAULT_MAX_AHEAD_SECONDS",
+    "ConflictingTransaction",
+    "DuplicateTransaction",
+    "ModelSlot",
+    "ModelUnusable",
+    "Scored",
+    "ServingState",
+    "StateUnavailable",
+    "TooFarAhead",
+    "check_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +95,29 @@ class ModelUnusable(RuntimeError):
     """A model that loaded but cannot serve: features the service cannot compute, or no valid score."""
 
 
-class DuplicateTransaction(ValueError):
-    """A transaction id that was already scored: each transaction gets one decision."""
+class ConflictingTransaction(ValueError):
+    """A transaction id that was already decided for different content, or twice in one request: a 409."""
+
+
+class TooFarAhead(ValueError):
+    """A transaction dated further ahead of the stream (and of the service's clock) than the tolerance: a 422.
+
+    ``index`` is its position in the request (0 for a single transaction).
+    """
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class StateUnavailable(RuntimeError):
+    """The feature state is being rebuilt after a refused batch commit: a fast 503, retry shortly."""
+
+
+#: Default tolerance for transactions dated ahead of the stream clock and of the service's clock.
+DEFAULT_MAX_AHEAD_SECONDS = float(SECONDS_PER_DAY)
+#: How many recent transaction times the stream clock takes the median of.
+_CLOCK_SAMPLES = 101
 
 
 def check_model(model: LoadedModel, feature_names: Sequence[str]) -> None:
@@ -115,6 +174,7 @@ class Scored:
     decision: bool
     threshold: float
     model_version: int
+    replayed: bool = False  # True: the stored decision of an earlier identical request (a retry)
 
 
 class ServingState:
@@ -126,27 +186,64 @@ class ServingState:
         The decision log (one database shared by all workers).
     state
         The rebuilt feature state; :meth:`rebuild` makes one from the log.
+    last_decision_id, last_label_id
+        The log's ids that ``state`` already reflects: tailing starts after them.
+    max_ahead_seconds
+        Tolerance for transactions dated ahead (see the module docstring).
+    clock
+        The service's clock, bank-local naive time (a parameter so tests can move it).
     """
 
-    def __init__(self, log: DecisionLog, state: OnlineFeatureState) -> None:
+    def __init__(
+        self,
+        log: DecisionLog,
+        state: OnlineFeatureState,
+        *,
+        last_decision_id: int = 0,
+        last_label_id: int = 0,
+        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
+        clock: Callable[[], dt.datetime] | None = None,
+        recent_times: Sequence[int] = (),
+    ) -> None:
         self.log = log
         self._state = state
         if state.origin_epoch_seconds is None:  # empty history: any origin works, take the Unix epoch
             state.origin_epoch_seconds = 0
+        self.max_ahead_seconds = float(max_ahead_seconds)
+        self._clock = clock or _bank_now
         self._lock = threading.Lock()
-        self._last_decision_id = 0
-        self._last_label_id = 0
-        self._newest_day = -1
+        self._last_decision_id = last_decision_id
+        self._last_label_id = last_label_id
+        self._recent_times: deque[int] = deque(recent_times, maxlen=_CLOCK_SAMPLES)
+        self._pruned_day = self._stream_day()
+        # Set (to the reason) when the memory may hold what the log does not; cleared by one rebuild.
+        self._dirty: str | None = None
+        self._rebuilding: threading.Thread | None = None
+        self._rebuild_lock = threading.Lock()
+        self._consistent = threading.Event()
+        self._consistent.set()
         self.lock_wait_seconds = 0.0  # total time requests waited for the lock: the price of one lock
+        self.rebuilds = 0  # rebuilds after refused commits (not counting the one at start)
 
     @classmethod
-    def rebuild(cls, log: DecisionLog) -> ServingState:
-        """The state after a (re)start: every decision and label in the log, then tail from there."""
-        history = log.history_frame()
-        serving = cls(log, OnlineFeatureState.from_history(history))
-        with serving._lock:
-            serving._catch_up()  # marks everything already loaded as seen (observe skips duplicates)
-        return serving
+    def rebuild(
+        cls,
+        log: DecisionLog,
+        *,
+        max_ahead_seconds: float = DEFAULT_MAX_AHEAD_SECONDS,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> ServingState:
+        """The state after a (re)start: the log's snapshot, then tail after the ids it reflects."""
+        state, last_decision, last_label, recent = _state_from_log(log, max_ahead_seconds)
+        return cls(
+            log,
+            state,
+            last_decision_id=last_decision,
+            last_label_id=last_label,
+            max_ahead_seconds=max_ahead_seconds,
+            clock=clock,
+            recent_times=recent,
+        )
 
     def __len__(self) -> int:
         return len(self._state)
@@ -155,132 +252,191 @@ class ServingState:
     def feature_names(self) -> tuple[str, ...]:
         return self._state.feature_names
 
+    @property
+    def dirty(self) -> str | None:
+        """Why the state is being rebuilt, or None when it matches the log."""
+        return self._dirty
+
+    def wait_consistent(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until no rebuild is pending; True if the state matches the log."""
+        return self._consistent.wait(timeout) and self._dirty is None
+
+    def stream_clock(self) -> int | None:
+        """The median time (seconds since the state's origin) of the last transactions applied; None if none."""
+        if not self._recent_times:
+            return None
+        return int(statistics.median_low(self._recent_times))
+
+    def _stream_day(self) -> int:
+        clock = self.stream_clock()
+        return -1 if clock is None else clock // SECONDS_PER_DAY
+
     def _seconds(self, when: Any) -> int:
         origin = self._state.origin_epoch_seconds or 0
         stamp = when.to_pydatetime() if hasattr(when, "to_pydatetime") else when
         return int((stamp - _UNIX_EPOCH) // dt.timedelta(seconds=1)) - origin
 
-    def _catch_up(self) -> None:
-        """Apply what any worker committed since the last look.
+    def _observe(self, record: dict[str, Any]) -> None:
+        if self._state.observe(record):
+            self._recent_times.append(self._seconds(record["tx_datetime"]))
 
-        Labels are read first: a label is only accepted for a committed decision, so every label read
-        has its decision in the read that follows. The reads are two indexed range queries in SQL
-        Core, not :meth:`DecisionLog.decisions`: building two DataFrames per request cost about 5 ms,
-        twenty times the model's 0.25 ms.
-        """
-        with self.log.engine.connect() as connection:
-            labels = connection.execute(
-                sa.select(
-                    labels_table.c.id, labels_table.c.transaction_id, labels_table.c.is_fraud, labels_table.c.label_time
-                )
-                .where(labels_table.c.id > self._last_label_id)
-                .order_by(labels_table.c.id)
-            ).all()
-            decisions = connection.execute(
-                sa.select(
-                    decisions_table.c.id,
-                    decisions_table.c.transaction_id,
-                    decisions_table.c.customer_id,
-                    decisions_table.c.terminal_id,
-                    decisions_table.c.tx_amount,
-                    decisions_table.c.tx_datetime,
-                )
-                .where(decisions_table.c.id > self._last_decision_id)
-                .order_by(decisions_table.c.id)
-            ).all()
-        for row_id, tx_id, customer, terminal, amount, when in decisions:
-            self._state.observe(  # False for this worker's own rows: already observed
+    def _catch_up(self) -> None:
+        """Apply what any worker committed since the last look (labels are read first: see ``DecisionLog.tail``)."""
+        tail = self.log.tail(after_decision_id=self._last_decision_id, after_label_id=self._last_label_id)
+        for row in tail.decisions:
+            self._observe(  # a no-op for this worker's own rows: already observed
                 {
-                    "transaction_id": tx_id,
-                    "customer_id": customer,
-                    "terminal_id": terminal,
-                    "tx_amount": amount,
-                    "tx_datetime": when,
+                    "transaction_id": row.transaction_id,
+                    "customer_id": row.customer_id,
+                    "terminal_id": row.terminal_id,
+                    "tx_amount": row.tx_amount,
+                    "tx_datetime": row.tx_datetime,
                 }
             )
-            self._last_decision_id = row_id
-        for row_id, tx_id, is_fraud, label_time in labels:
-            self._state.record_label(tx_id, bool(is_fraud), self._seconds(label_time))
-            self._last_label_id = row_id
+            self._last_decision_id = row.id
+        for label in tail.labels:
+            self._state.record_label(label.transaction_id, label.is_fraud, self._seconds(label.label_time))
+            self._last_label_id = label.id
 
-    def _already_scored(self, transaction_ids: list[int]) -> list[int]:
-        """Which of ``transaction_ids`` have a decision in the log (one indexed query for a whole batch)."""
-        with self.log.engine.connect() as connection:
-            found = connection.execute(
-                sa.select(decisions_table.c.transaction_id)
-                .where(decisions_table.c.transaction_id.in_(transaction_ids))
-                .distinct()
-            ).scalars()
-            return sorted(int(tx_id) for tx_id in found)
+    def _check_time(self, transactions: Sequence[Transaction]) -> None:
+        """Refuse a transaction dated further ahead than the tolerance (see the module docstring).
+
+        In a batch, each row is compared with the stream clock as the rows before it move it, so a
+        batch may span more than the tolerance when its rows follow each other.
+        """
+        tolerance = self.max_ahead_seconds
+        now = self._seconds(self._clock())
+        recent = deque(self._recent_times, maxlen=_CLOCK_SAMPLES)
+        for index, tx in enumerate(transactions):
+            when = self._seconds(tx.tx_datetime)
+            stream = int(statistics.median_low(recent)) if recent else None
+            if when > now + tolerance:
+                reason = f"it is {_days(when - now)} after the service's clock ({self._clock():%Y-%m-%dT%H:%M:%S})"
+            elif stream is not None and when > stream + tolerance and abs(when - now) > tolerance:
+                reason = f"it is {_days(when - stream)} after the transactions the service is receiving"
+            else:
+                recent.append(when)
+                continue
+            raise TooFarAhead(
+                f"tx_datetime {tx.tx_datetime:%Y-%m-%dT%H:%M:%S} refused: {reason}; at most "
+                f"{_days(int(tolerance))} ahead is accepted (MLSYS_LAB_MAX_AHEAD_SECONDS), since a wrong clock "
+                "would corrupt the features of later transactions. Check the client's clock and time zone",
+                index,
+            )
 
     def decide(self, transactions: Sequence[Transaction], model: LoadedModel, started: float) -> list[Scored]:
         """Features, scores and decisions for ``transactions`` (in order), each committed to the log.
 
-        Within a batch each transaction sees the ones before it, as offline. When a commit fails the
-        in-memory state may hold transactions the log does not, so it is rebuilt from the log before
-        the error propagates.
+        Idempotent by transaction id: a transaction already decided with the same content (ids,
+        time, amount) gets its stored decision back (``replayed=True``); different content is a
+        :class:`ConflictingTransaction`. Within a batch each new transaction sees the ones before it,
+        as offline.
+
+        Raises
+        ------
+        StateUnavailable
+            The state is being rebuilt after a refused batch commit (answered at once).
+        ConflictingTransaction, TooFarAhead
+            Refused requests; nothing is written.
+        sqlalchemy.exc.SQLAlchemyError
+            The log refused the commit: nothing was decided (and the state still matches the log).
         """
+        self._refuse_if_dirty()
         names = model.info.features
         waited = time.perf_counter()
         with self._lock:
             self.lock_wait_seconds += time.perf_counter() - waited
+            self._refuse_if_dirty()
             self._catch_up()
             ids = [tx.transaction_id for tx in transactions]
-            repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1}) if len(set(ids)) < len(ids) else []
-            if repeated:
-                raise DuplicateTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
-            logged = self._already_scored(ids)
-            if logged:
-                raise DuplicateTransaction(f"transaction_id(s) {logged[:5]} were already scored: one decision each")
-            rows = np.empty((len(transactions), len(names)))
+            if len(set(ids)) < len(ids):
+                repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1})
+                raise ConflictingTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
+            stored = self.log.scored(ids)
+            _refuse_conflicts(transactions, stored)
+            new = [tx for tx in transactions if tx.transaction_id not in stored]
+            self._check_time(new)
+            batch = len(new) > 1
+            records = [_as_record(tx) for tx in new]
+            rows = np.empty((len(new), len(names)))
             features: list[dict[str, float]] = []
-            for i, tx in enumerate(transactions):
-                record = _as_record(tx)
+            for i, record in enumerate(records):
                 values = self._state.features(record)
-                self._state.observe(record)
+                if batch:  # later rows of the batch must see this one: the state changes before the commit
+                    self._observe(record)
                 features.append(values)
                 rows[i] = [values[name] for name in names]
             try:
-                scores = model.score(rows)
-                threshold = float(model.info.threshold)
-                decided = [
-                    Scored(
-                        request_id=str(uuid.uuid4()),
-                        transaction=tx,
-                        score=float(score),
-                        decision=bool(score >= threshold),
-                        threshold=threshold,
-                        model_version=model.info.version,
-                    )
-                    for tx, score in zip(transactions, scores.tolist(), strict=True)
-                ]
-                latency_ms = (time.perf_counter() - started) * 1000
-                decided_at = dt.datetime.now(dt.UTC)
-                # One transaction for a batch: all its decisions are logged, or none and the request fails.
-                self.log.record_many(
-                    Decision(
-                        request_id=s.request_id,
-                        decided_at=decided_at,
-                        transaction_id=s.transaction.transaction_id,
-                        customer_id=s.transaction.customer_id,
-                        terminal_id=s.transaction.terminal_id,
-                        tx_datetime=s.transaction.tx_datetime,
-                        tx_amount=s.transaction.tx_amount,
-                        model_version=s.model_version,
-                        features=values,
-                        score=s.score,
-                        decision=s.decision,
-                        threshold=threshold,
-                        latency_ms=latency_ms,
-                        schema_version=s.transaction.schema_version,
-                    )
-                    for s, values in zip(decided, features, strict=True)
-                )
+                decided = self._score_and_commit(new, rows, features, model, started) if new else []
+            except DuplicateTransaction as exc:
+                # Another process decided one of these in between (the database's unique key said so).
+                if batch:
+                    self._mark_dirty("a batch lost a race for a transaction id")
+                if not batch and new:
+                    winner = self.log.scored(exc.transaction_ids).get(new[0].transaction_id)
+                    if winner is not None and _same(new[0], winner):
+                        return [_replayed(new[0], winner)]
+                raise ConflictingTransaction(
+                    f"{exc}; another worker decided it at the same moment. Send the same request again to get "
+                    "the stored decision"
+                ) from None
             except BaseException:
-                logger.exception("scoring failed after the state changed: rebuilding it from the decision log")
-                self._reset()
+                if batch:
+                    self._mark_dirty("the decision log refused a batch's commit")
                 raise
-            self._prune(rows_time=max(self._seconds(tx.tx_datetime) for tx in transactions))
+            if not batch:
+                for record in records:
+                    self._observe(record)  # only now: the decision is in the log
+            self._prune()
+        by_id = {s.transaction.transaction_id: s for s in decided}
+        return [
+            by_id[tx.transaction_id] if tx.transaction_id in by_id else _replayed(tx, stored[tx.transaction_id])
+            for tx in transactions
+        ]
+
+    def _score_and_commit(
+        self,
+        transactions: Sequence[Transaction],
+        rows: np.ndarray,
+        features: Sequence[dict[str, float]],
+        model: LoadedModel,
+        started: float,
+    ) -> list[Scored]:
+        scores = model.score(rows)
+        threshold = float(model.info.threshold)
+        decided = [
+            Scored(
+                request_id=str(uuid.uuid4()),
+                transaction=tx,
+                score=float(score),
+                decision=bool(score >= threshold),
+                threshold=threshold,
+                model_version=model.info.version,
+            )
+            for tx, score in zip(transactions, scores.tolist(), strict=True)
+        ]
+        latency_ms = (time.perf_counter() - started) * 1000
+        decided_at = dt.datetime.now(dt.UTC)
+        # One transaction for a batch: all its decisions are logged, or none and the request fails.
+        self.log.record_many(
+            Decision(
+                request_id=s.request_id,
+                decided_at=decided_at,
+                transaction_id=s.transaction.transaction_id,
+                customer_id=s.transaction.customer_id,
+                terminal_id=s.transaction.terminal_id,
+                tx_datetime=s.transaction.tx_datetime,
+                tx_amount=s.transaction.tx_amount,
+                model_version=s.model_version,
+                features=values,
+                score=s.score,
+                decision=s.decision,
+                threshold=threshold,
+                latency_ms=latency_ms,
+                schema_version=s.transaction.schema_version,
+            )
+            for s, values in zip(decided, features, strict=True)
+        )
         return decided
 
     def record_label(self, transaction_id: int, is_fraud: bool, label_time: dt.datetime) -> bool:
@@ -293,20 +449,131 @@ class ServingState:
             self._catch_up()
             return self._state.record_label(transaction_id, is_fraud, self._seconds(label_time))
 
-    def _reset(self) -> None:
-        fresh = ServingState.rebuild(self.log)
-        self._state = fresh._state
-        self._last_decision_id, self._last_label_id = fresh._last_decision_id, fresh._last_label_id
+    # -- a refused commit: mark dirty, rebuild once in the background ---------------------------------
 
-    def _prune(self, rows_time: int) -> None:
-        # Once per simulated day: drop history of customers and terminals that went quiet.
-        # A day of margin: other workers' transactions may arrive a little out of time order.
-        day = rows_time // SECONDS_PER_DAY
-        if day > self._newest_day:
-            if self._newest_day >= 0:
-                dropped = self._state.prune(rows_time - SECONDS_PER_DAY)
-                logger.debug("pruned %d history entries on day %d", dropped, day)
-            self._newest_day = day
+    def _refuse_if_dirty(self) -> None:
+        reason = self._dirty
+        if reason is None:
+            return
+        self._start_rebuild()  # in case the last attempt failed (e.g. the log was unreadable too)
+        raise StateUnavailable(
+            f"{reason}; the feature state is being rebuilt from the decision log, nothing was decided: retry shortly"
+        )
+
+    def _mark_dirty(self, reason: str) -> None:
+        logger.error("%s: the feature state is rebuilt from the decision log in the background", reason)
+        self._dirty = reason
+        self._consistent.clear()
+        self._start_rebuild()
+
+    def _start_rebuild(self) -> None:
+        with self._rebuild_lock:  # its own lock: this runs with the state's lock held, and without
+            if self._rebuilding is not None and self._rebuilding.is_alive():
+                return
+            self._rebuilding = threading.Thread(target=self._rebuild_now, name="mlsys-lab-state-rebuild", daemon=True)
+            self._rebuilding.start()
+
+    def _rebuild_now(self) -> None:
+        try:
+            # Read without the lock (about a second on a big log); requests meanwhile get a fast 503.
+            state, last_decision, last_label, recent = _state_from_log(self.log, self.max_ahead_seconds)
+        except Exception:
+            logger.exception("rebuilding the feature state failed; the next request tries again")
+            self._consistent.set()  # nobody should wait for a rebuild that is not running
+            return
+        with self._lock:
+            if state.origin_epoch_seconds is None:
+                state.origin_epoch_seconds = self._state.origin_epoch_seconds
+            self._state = state
+            self._last_decision_id, self._last_label_id = last_decision, last_label
+            self._recent_times = deque(recent, maxlen=_CLOCK_SAMPLES)
+            self._pruned_day = self._stream_day()
+            self._catch_up()
+            self._dirty = None
+            self.rebuilds += 1
+        self._consistent.set()
+        logger.info("feature state rebuilt from the decision log: %d transactions", len(state))
+
+    def _prune(self) -> None:
+        # Once per day of the stream clock (a median, so one far-dated request cannot move it), with a
+        # day of margin: other workers' transactions may arrive a little out of time order.
+        day = self._stream_day()
+        if day > self._pruned_day:
+            clock = self.stream_clock()
+            assert clock is not None
+            dropped = self._state.prune(clock - SECONDS_PER_DAY)
+            logger.debug("pruned %d history entries on day %d", dropped, day)
+            self._pruned_day = day
+
+
+def _bank_now() -> dt.datetime:
+    return dt.datetime.now(BANK_TIMEZONE).replace(tzinfo=None)
+
+
+def _days(seconds: int) -> str:
+    return f"{seconds / SECONDS_PER_DAY:.1f} days" if seconds >= SECONDS_PER_DAY else f"{seconds / 3600:.1f} hours"
+
+
+def _state_from_log(log: DecisionLog, max_ahead_seconds: float) -> tuple[OnlineFeatureState, int, int, list[int]]:
+    """Rebuild from one snapshot of the log; rows dated far ahead of the rest are observed one by one.
+
+    ``OnlineFeatureState.from_history`` keeps what the windows can reach from the *newest* row, so a
+    far-dated row in the log would make it drop everything else: those rows (beyond the median of the
+    newest times plus the tolerance) are left out of the bulk load and observed afterwards.
+    """
+    history, last_decision, last_label = log.snapshot()
+    times = history["tx_time_seconds"].to_numpy()
+    newest = np.sort(times)[-_CLOCK_SAMPLES:].tolist()
+    if newest:
+        limit = int(statistics.median_low(newest)) + max_ahead_seconds
+        outlier = times > limit
+        newest = [t for t in newest if t <= limit]
+    else:
+        outlier = np.zeros(0, dtype=bool)
+    state = OnlineFeatureState.from_history(history[~outlier])
+    if outlier.any():
+        logger.warning("%d logged transactions are dated far ahead of the others", int(outlier.sum()))
+        for row in history[outlier].to_dict("records"):
+            state.observe(row)
+            if not pd.isna(row["tx_fraud"]) and int(row["tx_fraud"]) == 1:
+                state.record_label(int(row["transaction_id"]), True, float(row["tx_label_seconds"]))
+    return state, last_decision, last_label, [int(t) for t in newest]
+
+
+def _same(tx: Transaction, stored: StoredDecision) -> bool:
+    """Whether a request's transaction is the one already decided: same ids, time and amount."""
+    return (
+        tx.customer_id == stored.customer_id
+        and tx.terminal_id == stored.terminal_id
+        and tx.tx_datetime.replace(tzinfo=None) == stored.tx_datetime
+        and math.isclose(tx.tx_amount, stored.tx_amount, rel_tol=0, abs_tol=1e-9)
+    )
+
+
+def _refuse_conflicts(transactions: Sequence[Transaction], stored: dict[int, StoredDecision]) -> None:
+    different = [
+        tx.transaction_id
+        for tx in transactions
+        if tx.transaction_id in stored and not _same(tx, stored[tx.transaction_id])
+    ]
+    if different:
+        raise ConflictingTransaction(
+            f"transaction_id(s) {different[:5]} were already decided for a different transaction (other "
+            "customer, terminal, time or amount): one decision per transaction id. Use a new id for a new "
+            "transaction; resending the same transaction returns its stored decision"
+        )
+
+
+def _replayed(tx: Transaction, stored: StoredDecision) -> Scored:
+    return Scored(
+        request_id=stored.request_id,
+        transaction=tx,
+        score=stored.score,
+        decision=stored.decision,
+        threshold=stored.threshold,
+        model_version=stored.model_version,
+        replayed=True,
+    )
 
 
 def _as_record(tx: Transaction) -> dict[str, Any]:

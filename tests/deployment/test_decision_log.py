@@ -21,6 +21,7 @@ from mlsys_lab.deployment.decision_log import (
     Decision,
     DecisionLog,
     DuplicateRequestId,
+    DuplicateTransaction,
     UnknownTransaction,
 )
 
@@ -236,12 +237,38 @@ def test_labels_keep_their_history_and_the_newest_wins(log):
 def test_decision_for_names_the_model_version(log):
     assert log.decision_for(5) is None
     log.record(make_decision(5, model_version=3))
-    log.record(make_decision(6, request_id="retry-of-5", transaction_id=5, model_version=4))
     found = log.decision_for(5)
     assert found is not None
-    assert found["model_version"] == 4 and found["request_id"] == "retry-of-5" and found["n_decisions"] == 2
-    assert found["features"]["tx_amount"] == 6.0
+    assert found["model_version"] == 3 and found["request_id"] == "req-5" and found["n_decisions"] == 1
+    assert found["features"]["tx_amount"] == 5.0
     assert found["decided_at"].tzinfo is not None
+
+
+def test_the_database_refuses_a_second_decision_for_a_transaction_from_another_connection(tmp_path):
+    # Two DecisionLog objects on one file are two connections, as two worker processes would hold.
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = DecisionLog(url), DecisionLog(url)
+    try:
+        first.record(make_decision(5))
+        with pytest.raises(DuplicateTransaction, match=r"\[5\] already have a decision") as caught:
+            second.record(make_decision(6, request_id="retry-of-5", transaction_id=5))
+        assert caught.value.transaction_ids == (5,)
+        assert second.decisions()["request_id"].tolist() == ["req-5"], "nothing of the refused write is stored"
+        assert set(second.scored([5, 6])) == {5}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_tail_gives_rows_after_the_ids_and_snapshot_the_ids_it_reflects(log):
+    log.record_many([make_decision(i) for i in range(3)])
+    log.record_label(1, True, T0 + dt.timedelta(days=1))
+    frame, last_decision, last_label = log.snapshot()
+    assert (len(frame), last_decision, last_label) == (3, 3, 1)
+    assert log.tail(after_decision_id=last_decision, after_label_id=last_label) == ([], [])
+    log.record(make_decision(7))
+    tail = log.tail(after_decision_id=last_decision, after_label_id=last_label)
+    assert [row.transaction_id for row in tail.decisions] == [7] and tail.labels == []
 
 
 def test_tailing_with_since_id_sees_every_row_once_in_order(log):

@@ -32,6 +32,8 @@ from mlsys_lab.deployment.service import create_app
 from mlsys_lab.deployment.settings import ServiceSettings
 
 TOKEN = "test-admin-token"
+FEEDBACK_TOKEN = "test-feedback-token"
+LABELLER = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
 ORIGIN = pd.Timestamp("2018-04-01")
 D = 86_400
 _ids = itertools.count(1_000_000)
@@ -72,7 +74,10 @@ def settings_for(tmp: Path, **changes: object) -> ServiceSettings:
         "tracking_dir": tmp / "empty-registry",
         "decision_log_url": f"sqlite:///{tmp / 'decisions.db'}",
         "admin_token": TOKEN,
+        "feedback_token": FEEDBACK_TOKEN,
         "batch_limit": 8,
+        # These tests jump weeks between requests on one app; the tolerance has tests of its own.
+        "max_ahead_seconds": 400 * D,
     }
     return ServiceSettings.model_validate({**values, **changes})
 
@@ -185,11 +190,25 @@ def test_migration_v1_to_v2_and_back_is_the_identity():
     )
 
 
-def test_a_transaction_is_scored_once(client):
+def test_the_same_transaction_again_gets_its_stored_decision_and_a_different_one_a_409(client, settings):
     body = v1_body()
-    assert client.post("/v1/score", json=body).status_code == 200
+    first = client.post("/v1/score", json=body)
+    assert first.status_code == 200
+    # A client that lost the answer sends the request again: it learns what was decided, once.
     again = client.post("/v1/score", json=body)
-    assert again.status_code == 409 and str(body["transaction_id"]) in again.json()["detail"]
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert logged(settings, body["transaction_id"])["n_decisions"] == 1
+    # The same id for another transaction is a conflict that says so.
+    other = client.post("/v1/score", json={**body, "tx_amount": 99.0})
+    assert other.status_code == 409 and str(body["transaction_id"]) in other.json()["detail"]
+    assert "different transaction" in other.json()["detail"]
+    # In a batch, the stored decision comes back in its place; new rows are scored.
+    fresh = v1_body()
+    batch = client.post("/v1/score/batch", json={"transactions": [body, fresh]})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["results"][0] == first.json()
+    assert batch.json()["results"][1]["transaction_id"] == fresh["transaction_id"]
     twice = v1_body()
     in_one_batch = client.post("/v1/score/batch", json={"transactions": [twice, twice]})
     assert in_one_batch.status_code == 409 and "more than once" in in_one_batch.json()["detail"]
@@ -232,7 +251,7 @@ def test_batch_over_the_limit_is_a_422_naming_the_field(client):
     ],
 )
 def test_every_bad_request_is_a_422_that_names_the_field(client, path, body, field):
-    response = client.post(path, json=body)
+    response = client.post(path, json=body, headers=LABELLER)
     assert response.status_code == 422, response.text
     out = response.json()
     assert field in [e["loc"][-1] for e in out["detail"]]
@@ -249,7 +268,7 @@ def test_a_body_that_is_not_json_is_a_422(client):
 
 def test_feedback_for_an_unknown_transaction_is_a_clear_404(client):
     body = {"transaction_id": 99, "is_fraud": True, "label_time": "2018-05-03T00:00:00"}
-    response = client.post("/v1/feedback", json=body)
+    response = client.post("/v1/feedback", json=body, headers=LABELLER)
     assert response.status_code == 404 and "unknown transaction_id 99" in response.json()["detail"]
 
 
@@ -258,8 +277,9 @@ def test_a_fraud_label_raises_the_terminal_risk_a_week_after_it_became_known(cli
     first = v1_body(customer_id=900, terminal_id=terminal, tx_datetime="2018-06-01T12:00:00")
     assert client.post("/v1/score", json=first).status_code == 200
     label = {"transaction_id": first["transaction_id"], "is_fraud": True, "label_time": "2018-06-02T12:00:00"}
-    response = client.post("/v1/feedback", json=label)
+    response = client.post("/v1/feedback", json=label, headers=LABELLER)
     assert response.status_code == 200 and response.json()["applied_to_features"] is True
+    assert response.json()["label_time"] == "2018-06-02T12:00:00+02:00", "the schema promises an offset"
     before = v1_body(customer_id=901, terminal_id=terminal, tx_datetime="2018-06-09T11:59:59")
     after = v1_body(customer_id=902, terminal_id=terminal, tx_datetime="2018-06-09T12:00:00")
     for body in (before, after):
@@ -342,7 +362,7 @@ def test_the_api_replays_a_day_after_a_restart_with_the_offline_features(tmp_pat
             batch = [v1(r) for r in records[start : start + 512]]
             assert client.post("/v1/score/batch", json={"transactions": batch}).status_code == 200
         for row in frauds[frauds["tx_label_seconds"] < day * D].to_dict("records"):
-            assert client.post("/v1/feedback", json=label(row)).status_code == 200
+            assert client.post("/v1/feedback", json=label(row), headers=LABELLER).status_code == 200
     # A restart: the new app rebuilds its state from the decision log, then serves the day with
     # labels arriving as they become known.
     pending = frauds[frauds["tx_label_seconds"] >= day * D].to_dict("records")
@@ -351,7 +371,7 @@ def test_the_api_replays_a_day_after_a_restart_with_the_offline_features(tmp_pat
     with TestClient(app) as client:
         for row in today.to_dict("records"):
             while pending and pending[0]["tx_label_seconds"] < row["tx_time_seconds"]:
-                assert client.post("/v1/feedback", json=label(pending.pop(0))).status_code == 200
+                assert client.post("/v1/feedback", json=label(pending.pop(0)), headers=LABELLER).status_code == 200
             assert client.post("/v1/score", json=v1(row)).status_code == 200
     log = DecisionLog(settings.decision_log_url)
     decisions = log.decisions(with_features=True).set_index("transaction_id")

@@ -238,10 +238,71 @@ def test_two_workers_share_the_feature_state_and_both_follow_a_promotion(store, 
         registry.promote(2, who="tests", why="two workers follow")
         try:
             assert httpx.post(f"{server.url}/admin/reload", headers=ADMIN, timeout=30).status_code == 200
-            time.sleep(1.0)  # five refresh periods
-            # New connections, so the kernel spreads them over both workers.
-            answers = [httpx.post(f"{server.url}/v1/score", json=body(1000 + k, 7, minute=k)) for k in range(100)]
-            versions = [answer.json()["model_version"] for answer in answers]
-            assert set(versions) == {2}, f"after the promotion the workers served {sorted(set(versions))}"
+            # Each worker says who it is: keep asking on new connections (the kernel spreads them)
+            # until both workers have answered with version 2, within a bounded number of requests.
+            served: dict[int, int] = {}
+            for _ in range(400):
+                ready = httpx.get(f"{server.url}/ready", timeout=10).json()
+                served[ready["worker_pid"]] = ready["model_version"]
+                if len(served) == 2 and set(served.values()) == {2}:
+                    break
+                time.sleep(0.02)
+            assert len(served) == 2, f"only worker(s) {sorted(served)} answered 400 requests: both must serve"
+            assert set(served.values()) == {2}, f"after the promotion the workers serve {served}"
         finally:
             assert registry.rollback(who="tests", why="back to the first champion") == 1
+
+
+def test_a_request_dated_a_month_ahead_is_refused_and_later_decisions_keep_their_features(store, tmp_path):
+    # Against a control: the same traffic without the far-dated request must give the same features.
+    logs = [f"sqlite:///{tmp_path / name}" for name in ("control.db", "probed.db")]
+    features = []
+    for log_url in logs:
+        with running(store, log_url) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+            for k in range(120):
+                assert client.post("/v1/score", json=body(20_000 + k, k % 9, minute=k)).status_code == 200
+            if log_url.endswith("probed.db"):
+                ahead = {**body(99_999, 3, minute=0), "tx_datetime": "2018-07-15T09:00:00"}
+                refused = client.post("/v1/score", json=ahead)
+                assert refused.status_code == 422, refused.text
+                assert refused.json()["detail"][0]["loc"] == ["body", "tx_datetime"]
+                assert "MLSYS_LAB_MAX_AHEAD_SECONDS" in refused.json()["summary"]
+            held = client.get("/ready").json()["transactions_in_state"]
+            assert held == 120, f"the state holds {held} transactions after the far-dated request, not 120"
+            for k in range(20):
+                assert client.post("/v1/score", json=body(30_000 + k, k % 9, minute=130 + k)).status_code == 200
+        log = DecisionLog(log_url)
+        try:
+            features.append([log.decision_for(30_000 + k)["features"] for k in range(20)])
+        finally:
+            log.close()
+    assert features[0] == features[1], "a refused request changed the features of later decisions"
+
+
+def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(store, tmp_path):
+    # The OpenAPI schema is the truth: cases generated from it (valid and invalid) must never get a
+    # 5xx, and every answer must match its documented status and body. Bounded: 40 cases per operation.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
+    with running(store, f"sqlite:///{tmp_path / 'log.db'}") as server:
+        schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert {op.path for op in operations} >= {"/v1/score", "/v2/score", "/v1/feedback", "/v1/score/batch"}
+        for operation in operations:
+
+            @settings(
+                max_examples=40,
+                deadline=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            @given(case=operation.as_strategy())
+            def check(case: schemathesis.Case) -> None:
+                case.call_and_validate(base_url=server.url, headers=ADMIN, checks=checks, timeout=10)
+
+            check()

@@ -1,0 +1,139 @@
+"""The demo's printout: the report :func:`mlsys_lab.demo.run_demo` returns, as text.
+
+Formatting only: every number comes from the report. The trade-off table shows the columns the
+training layer measured, read from the table itself (latency columns are whatever it names them,
+``p50_...``/``p99_...``), so a renamed measurement needs no change here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mlsys_lab.deployment.replay import DeploymentReport
+
+if TYPE_CHECKING:
+    from mlsys_lab.demo import DemoReport
+
+__all__ = ["format_deployment", "format_report", "format_tradeoff"]
+
+
+def format_report(report: DemoReport) -> str:
+    """The demo's printout: data, validation, then the models and the accuracy trap in one table."""
+    s, split, secs = report.data_summary, report.split, report.seconds
+    caught = report.validation.set_index("fault")
+    faulted = caught.drop(index="clean")
+    lines = [
+        f"== Data: {report.config.n_customers:,} customers, {report.config.n_terminals:,} terminals, "
+        f"{report.config.n_days} days (simulated in {secs['simulate']:.2f} s)",
+        f"rows {s['rows']:,}   frauds {s['frauds']:,}   fraud share {s['fraud_share']:.2%}",
+        "frauds per scenario: " + ", ".join(f"{name} {n:,}" for name, n in report.frauds_per_scenario.items()),
+        "",
+        f"== Feed validation ({secs['validate']:.2f} s): {int(faulted['injected'].sum()):,} faulty rows injected, "
+        f"{int(faulted['caught'].sum()):,} quarantined, {int(caught.loc['clean', 'caught']):,} clean rows "
+        "wrongly quarantined",
+        "quarantined per rule: " + ", ".join(f"{r.rule} {r.rows:,}" for r in report.quarantine_rules.itertuples()),
+        "",
+        f"== Features: 15 point-in-time features in {secs['features']:.2f} s",
+        f"== Models: train days {split.train_start_day}-{split.train_start_day + split.train_days - 1} "
+        f"(labels known on day {split.test_start_day}), {split.delay_days}-day gap, test days "
+        f"{split.test_start_day}-{split.end_day - 1} without cards already known compromised "
+        f"(fit in {secs['fit']:.2f} s)",
+    ]
+    k_column = next(c for c in report.metrics.columns if c.startswith("card_precision@"))
+    table = report.metrics[["accuracy", "precision", "recall", "average_precision", "roc_auc", k_column, "cost_total"]]
+    lines.append(table.to_string(float_format=lambda v: f"{v:,.4f}" if abs(v) < 10 else f"{v:,.0f}"))
+    best, trivial = report.metrics.iloc[0], report.metrics.loc["always legitimate"]
+    lines += [
+        "",
+        f"The accuracy trap: every model scores about {trivial['accuracy']:.1%} accuracy, and so does never "
+        "saying 'fraud'.",
+        f"What accuracy hides: the 15-feature model catches {best['recall']:.0%} of frauds at threshold 0.5; of the "
+        f"{k_column.split('@')[1]} cards investigators check each day, {best[k_column]:.0%} are really compromised.",
+        "",
+        *format_tradeoff(report),
+        "",
+        *(
+            format_deployment(report.deployment, secs["deploy"])
+            if report.deployment is not None
+            else ["== Deployment: no candidate met the rule, so nothing was deployed"]
+        ),
+    ]
+    return "\n".join(lines)
+
+
+#: Columns of the printed trade-off table, when the table has them: (column, header, format).
+_TRADEOFF_COLUMNS = (
+    ("val_ap_mean", "val AP", "{:.3f}"),
+    ("val_ap_std", "± std", "{:.3f}"),
+    ("test_ap", "test AP", "{:.3f}"),
+    ("test_cp_at_k", "test CP@k", "{:.3f}"),
+    ("fit_seconds", "fit s", "{:.2f}"),
+    ("bulk_rows_per_s", "rows/s", "{:,.0f}"),
+    ("artifact_mb", "size MB", "{:.2f}"),
+    ("peak_fit_memory_mb", "fit MB", "{:.1f}"),
+    ("test_alerts_per_day", "alerts/day", "{:.1f}"),
+    ("test_daily_cost", "cost/day", "{:,.0f}"),
+)
+
+
+def _latency_columns(table: pd.DataFrame) -> list[str]:
+    """The table's per-call latency columns (``p50_*_ms``, ``p99_*_ms``, ...), in the table's order."""
+    return [c for c in table.columns if c.startswith("p") and c.endswith("_ms") and c[1:3].isdigit()]
+
+
+def tradeoff_columns(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """What the printed trade-off table shows: the known columns present, latency columns after fit time."""
+    known = [c for c in _TRADEOFF_COLUMNS if c[0] in table.columns]
+    latency = [(c, c, "{:.2f}") for c in _latency_columns(table)]
+    at = next((i + 1 for i, c in enumerate(known) if c[0] == "fit_seconds"), len(known))
+    return [*known[:at], *latency, *known[at:]]
+
+
+def format_tradeoff(report: DemoReport) -> list[str]:
+    """The candidates' trade-off table, the selection rule and its verdicts, and where the runs are."""
+    table = pd.DataFrame(
+        {header: report.tradeoff[column].map(fmt.format) for column, header, fmt in tradeoff_columns(report.tradeoff)},
+        index=report.tradeoff.index,
+    )
+    table.insert(0, "", ["<- chosen" if name == report.selection.chosen else "" for name in table.index])
+    folds = report.validation_folds
+    lines = [
+        f"== Candidates ({len(table)} models, {report.seconds['candidates']:.1f} s): "
+        + (
+            f"{folds} prequential validation folds before the test period; "
+            if folds
+            else "data too short for validation folds, so selection uses the test period (optimistic); "
+        )
+        + "latency: one NumPy row per call, one thread, measured here (columns named for what they measure)",
+        table.to_string(),
+        "",
+        report.selection.explain(),
+        "",
+        f"Runs tracked in {report.tracking.root} (experiment {report.tracking.experiment!r}); look at them with:",
+        f"  {report.tracking.ui_command}",
+    ]
+    return lines
+
+
+def format_deployment(report: DeploymentReport, seconds: float) -> list[str]:
+    """The deployment's printout: what was promoted and served, the replay, and the decision log's summary."""
+    r = report
+    first, last = r.history_days
+    return [
+        f"== Deployment ({seconds:.1f} s): version {r.version} (run {r.run_id[:8]}) promoted to champion, served by "
+        f"`mlsys-lab serve` on {r.url}",
+        f"history: days {first}-{last}, {r.history_transactions:,} transactions in batches with their fraud labels "
+        f"({r.history_seconds:.1f} s, {r.history_transactions / r.history_seconds:,.0f} transactions/s)",
+        f"replayed day {r.day}: {r.day_requests:,} requests one at a time on one connection in {r.day_seconds:.1f} s "
+        f"({r.requests_per_second:,.0f} requests/s); logged latency p50 {r.p50_latency_ms:.2f} ms, "
+        f"p99 {r.p99_latency_ms:.2f} ms",
+        f"decision log: {r.logged:,} decisions logged for {r.acknowledged:,} acknowledged "
+        f"({'all' if r.unlogged == 0 else f'{r.unlogged:,} NOT'} in the log), decided by version(s) "
+        f"{', '.join(map(str, r.model_versions))}; {r.alerts:,} alerts; {r.labels_recorded:,} labels recorded "
+        f"({r.labels_sent:,} sent)",
+        f"day {r.day}: {r.day_alerts} alerts (budget {r.alert_budget} a day), precision {r.day_precision:.2f}, "
+        f"recall {r.day_recall:.2f} ({r.day_frauds} frauds)",
+        f"Server stopped {r.server_stopped}; its output is in {r.server_log}, the decisions in {r.decision_log}",
+    ]
