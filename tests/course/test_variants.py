@@ -8,6 +8,7 @@ slow test checks that this scoring agrees with a real ``nbgrader autograde``, ce
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,10 +77,13 @@ def test_variants_never_ship_to_students() -> None:
         str(p.relative_to(REPO_ROOT))
         for folder in (REPO_ROOT / course.STUDENT_DIR, REPO_ROOT / course.SOURCE_DIR)
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix != ".ipynb"
+        if p.is_file()
+        and p.suffix != ".ipynb"
         and any(variants.HEADER.search(line) for line in p.read_text(errors="ignore").splitlines())
     ]
-    assert not shipped, f"Answer variants found in files that ship to students: {shipped}; move them under assignments/variants/."
+    assert not shipped, (
+        f"Answer variants found in files that ship to students: {shipped}; move them under assignments/variants/."
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,7 +139,8 @@ def test_variants_graded_right(
         if not variant.correct and result.full_marks:
             problems.append(f"wrong answer got full marks [{variant.name}]: {result.describe()}")
     assert not problems, (
-        f"{assignment}:{exercise}: the tests do not separate right from wrong:\n  - " + "\n  - ".join(problems)
+        f"{assignment}:{exercise}: the tests do not separate right from wrong:\n  - "
+        + "\n  - ".join(problems)
         + f"\nFix the test cells of {exercise} in the source notebook (hidden tests catch wrong answers; "
         "comparisons must accept every answer the instructions allow), or the variant in "
         f"{path.relative_to(REPO_ROOT)} if it is mislabelled."
@@ -182,12 +187,37 @@ def test_fast_scoring_agrees_with_nbgrader_autograde(tmp_path: Path) -> None:
             row = scores[(scores.student == student) & (scores.grade_id == cell.grade_id)]
             real = float(row.auto_score.iloc[0])
             if real != cell.score:
-                disagreements.append(f"{result.variant.exercise} [{result.variant.label}] {cell.grade_id}: "
-                                     f"kernel {cell.score:g}, nbgrader {real:g}")
+                disagreements.append(
+                    f"{result.variant.exercise} [{result.variant.label}] {cell.grade_id}: "
+                    f"kernel {cell.score:g}, nbgrader {real:g}"
+                )
     assert not disagreements, (
-        "The variant grader and nbgrader autograde disagree:\n  " + "\n  ".join(disagreements)
+        "The variant grader and nbgrader autograde disagree:\n  "
+        + "\n  ".join(disagreements)
         + f"\nLook at {course_dir}/autograded/ for nbgrader's outputs."
     )
     assert any(not r.full_marks for r in fast.values()) and any(r.full_marks for r in fast.values()), (
         "The cross-check needs both a full-marks and a failing variant to mean anything."
+    )
+
+
+FORBIDDEN_LIST = re.compile(r"check_not_forwarding\(\s*\w+\s*,\s*\[([^\]]*)\]")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_forbidden_package_names_resolve(assignment: str) -> None:
+    """check_not_forwarding skips names that do not resolve; a rename must not silently switch a check off."""
+    from mlsys_lab import grading
+
+    broken = []
+    for cell in _source(assignment).cells:
+        for match in FORBIDDEN_LIST.finditer(cell.source):
+            for dotted in re.findall(r"[\"']([\w.]+)[\"']", match.group(1)):
+                try:
+                    grading._resolve(dotted)
+                except (ImportError, AttributeError):
+                    broken.append(dotted)
+    assert not broken, (
+        f"{assignment}: check_not_forwarding names {broken}, which do not resolve; expected existing package "
+        "objects. Update the test cells to the package's new names."
     )

@@ -52,7 +52,12 @@ def confusion_counts(y_true, y_pred) -> dict[str, int]:
 def confusion_counts(y_true, y_pred) -> dict[str, int]:
     t1, p1 = y_true == 1, y_pred == 1
     t0, p0 = y_true == 0, y_pred == 0
-    return {"tp": int((t1 & p1).sum()), "fp": int((t0 & p1).sum()), "tn": int((t0 & p0).sum()), "fn": int((t1 & p0).sum())}
+    return {
+        "tp": int((t1 & p1).sum()),
+        "fp": int((t0 & p1).sum()),
+        "tn": int((t0 & p0).sum()),
+        "fn": int((t1 & p0).sum()),
+    }
 
 
 # %% wrong: tn as everything that is not a true positive

@@ -74,5 +74,7 @@ def time_split(transactions, train_start_day: int, train_days: int, gap_days: in
 def time_split(transactions, train_start_day: int, train_days: int, gap_days: int, test_days: int):
     from mlsys_lab.data import split
 
-    plan = split.TimeSplit(train_start_day=train_start_day, train_days=train_days, delay_days=gap_days, test_days=test_days)
+    plan = split.TimeSplit(
+        train_start_day=train_start_day, train_days=train_days, delay_days=gap_days, test_days=test_days
+    )
     return split.split_by_time(transactions, plan)

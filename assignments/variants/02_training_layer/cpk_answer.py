@@ -16,7 +16,14 @@ def card_precision_at_k_by_hand(day, card, y_true, y_proba, k: int) -> float:
 
 # %% correct: NumPy lexsort per day
 def card_precision_at_k_by_hand(day, card, y_true, y_proba, k: int) -> float:
-    tx = pd.DataFrame({"day": np.asarray(day), "card": np.asarray(card), "y": np.asarray(y_true), "s": np.asarray(y_proba, dtype=float)})
+    tx = pd.DataFrame(
+        {
+            "day": np.asarray(day),
+            "card": np.asarray(card),
+            "y": np.asarray(y_true),
+            "s": np.asarray(y_proba, dtype=float),
+        }
+    )
     per_card = tx.groupby(["day", "card"], as_index=False).agg(s=("s", "max"), y=("y", "max"))
     detected, values = set(), []
     for d in np.sort(per_card["day"].unique()):
@@ -90,5 +97,7 @@ def card_precision_at_k_by_hand(day, card, y_true, y_proba, k: int) -> float:
 
 # %% wrong: forwards to the package
 def card_precision_at_k_by_hand(day, card, y_true, y_proba, k: int) -> float:
-    tx = pd.DataFrame({"tx_time_days": np.asarray(day), "customer_id": np.asarray(card), "tx_fraud": np.asarray(y_true)})
+    tx = pd.DataFrame(
+        {"tx_time_days": np.asarray(day), "customer_id": np.asarray(card), "tx_fraud": np.asarray(y_true)}
+    )
     return evaluate.card_precision_at_k(tx, np.asarray(y_proba), k=k).mean

@@ -5,7 +5,9 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
     ok = [
         (row.artifact_mb, row.p99_latency_ms, name)
         for name, row in table.iterrows()
-        if row.val_ap_mean >= best - ap_margin and row.p99_latency_ms <= max_p99_ms and row.artifact_mb <= max_artifact_mb
+        if row.val_ap_mean >= best - ap_margin
+        and row.p99_latency_ms <= max_p99_ms
+        and row.artifact_mb <= max_artifact_mb
     ]
     return min(ok, key=lambda item: item[:2])[2] if ok else None
 
@@ -31,7 +33,11 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
 # %% wrong: > instead of >= at the quality gate
 def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: float):
     best = table["val_ap_mean"].max()
-    ok = (table.val_ap_mean > best - ap_margin) & (table.p99_latency_ms <= max_p99_ms) & (table.artifact_mb <= max_artifact_mb)
+    ok = (
+        (table.val_ap_mean > best - ap_margin)
+        & (table.p99_latency_ms <= max_p99_ms)
+        & (table.artifact_mb <= max_artifact_mb)
+    )
     if not ok.any():
         return None
     return table[ok].sort_values(["artifact_mb", "p99_latency_ms"], kind="stable").index[0]
@@ -40,7 +46,11 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
 # %% wrong: the fastest acceptable model, not the smallest
 def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: float):
     best = table["val_ap_mean"].max()
-    ok = (table.val_ap_mean >= best - ap_margin) & (table.p99_latency_ms <= max_p99_ms) & (table.artifact_mb <= max_artifact_mb)
+    ok = (
+        (table.val_ap_mean >= best - ap_margin)
+        & (table.p99_latency_ms <= max_p99_ms)
+        & (table.artifact_mb <= max_artifact_mb)
+    )
     if not ok.any():
         return None
     return table[ok].sort_values(["p99_latency_ms", "artifact_mb"], kind="stable").index[0]
@@ -49,7 +59,11 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
 # %% wrong: budgets treated as exclusive
 def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: float):
     best = table["val_ap_mean"].max()
-    ok = (table.val_ap_mean >= best - ap_margin) & (table.p99_latency_ms < max_p99_ms) & (table.artifact_mb < max_artifact_mb)
+    ok = (
+        (table.val_ap_mean >= best - ap_margin)
+        & (table.p99_latency_ms < max_p99_ms)
+        & (table.artifact_mb < max_artifact_mb)
+    )
     if not ok.any():
         return None
     return table[ok].sort_values(["artifact_mb", "p99_latency_ms"], kind="stable").index[0]
@@ -58,7 +72,11 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
 # %% wrong: size ties broken by AP instead of latency
 def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: float):
     best = table["val_ap_mean"].max()
-    ok = (table.val_ap_mean >= best - ap_margin) & (table.p99_latency_ms <= max_p99_ms) & (table.artifact_mb <= max_artifact_mb)
+    ok = (
+        (table.val_ap_mean >= best - ap_margin)
+        & (table.p99_latency_ms <= max_p99_ms)
+        & (table.artifact_mb <= max_artifact_mb)
+    )
     if not ok.any():
         return None
     return table[ok].sort_values(["artifact_mb", "val_ap_mean"], ascending=[True, False], kind="stable").index[0]
@@ -66,5 +84,7 @@ def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: floa
 
 # %% wrong: forwards to the package's select_model
 def pick_model(table, ap_margin: float, max_p99_ms: float, max_artifact_mb: float):
-    constraints = training.Constraints(ap_within_best=ap_margin, p99_latency_ms=max_p99_ms, max_artifact_mb=max_artifact_mb)
+    constraints = training.Constraints(
+        ap_within_best=ap_margin, p99_latency_ms=max_p99_ms, max_artifact_mb=max_artifact_mb
+    )
     return training.select_model(table, constraints).chosen

@@ -66,4 +66,6 @@ def train_forest(train, features, random_state: int):
 def train_forest(train, features, random_state: int):
     genuine = train[train.tx_fraud == 0].sample(frac=0.2, random_state=0)
     balanced = pd.concat([genuine, train[train.tx_fraud == 1]])
-    return RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(balanced[features], balanced.tx_fraud)
+    return RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0).fit(
+        balanced[features], balanced.tx_fraud
+    )

@@ -1,7 +1,14 @@
 # ruff: noqa
 # %% correct: pandas groupby per day, candidates from high to low
 def cheapest_threshold(y_true, y_proba, amount, day, alerts_per_day: int, false_alarm_cost: float, candidates) -> float:
-    tx = pd.DataFrame({"y": np.asarray(y_true), "s": np.asarray(y_proba, dtype=float), "a": np.asarray(amount, dtype=float), "d": np.asarray(day)})
+    tx = pd.DataFrame(
+        {
+            "y": np.asarray(y_true),
+            "s": np.asarray(y_proba, dtype=float),
+            "a": np.asarray(amount, dtype=float),
+            "d": np.asarray(day),
+        }
+    )
     costs = {}
     for threshold in candidates:
         alert = tx.s >= threshold
