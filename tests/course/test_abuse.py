@@ -33,7 +33,10 @@ _ANSWERS = {
 }
 _TESTS = {
     "add_one": '# add_one adds one\ngrading.check_equal("add_one(1)", grading.call(add_one, 1), 2)',
-    "double": '# double doubles every value\ngrading.check_equal("double([1, 2])", grading.call(double, [1, 2]), np.array([2, 4]))',
+    "double": (
+        "# double doubles every value\n"
+        'grading.check_equal("double([1, 2])", grading.call(double, [1, 2]), np.array([2, 4]))'
+    ),
     "negate": '# negate flips the sign\ngrading.check_equal("negate(3)", grading.call(negate, 3), -3)',
 }
 WRONG = {
@@ -150,7 +153,8 @@ def test_replaced_checkers_and_patched_numpy_fail_the_tests(tmp_path: Path) -> N
     _submit(course_dir, "honest")
     scores, log, _ = _autograde(course_dir)
     assert _scores(scores, "stubber")["add_one_test"] == 0.0, (
-        f"Replacing grading.check_equal earned {_scores(scores, 'stubber')}; expected add_one_test 0 (check_untampered).\n"
+        f"Replacing grading.check_equal earned {_scores(scores, 'stubber')}; expected add_one_test 0 "
+        "(check_untampered).\n"
         f"{log[-2000:]}"
     )
     assert _scores(scores, "patcher")["double_test"] == 0.0, (
