@@ -81,11 +81,23 @@ def validate(
 @app.command()
 def notebooks(
     root: Annotated[Path, typer.Option(help="The repository root (holds assignments/source/).")] = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite generated files even when someone edited them by hand.")
+    ] = False,
 ) -> None:
-    """Regenerate notebooks/ (student versions) and solutions/ from assignments/source/."""
+    """Regenerate notebooks/ (student versions) and solutions/ from assignments/source/.
+
+    Refuses, writing nothing, when a file it would overwrite or remove differs from what the last
+    build wrote and from git's copy (answers typed into notebooks/, say), unless --force.
+    """
     from mlsys_lab import course
 
-    for name in course.build_course(root):
+    try:
+        built = course.build_course(root, force=force)
+    except course.EditedFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    for name in built:
         typer.echo(f"built {name}")
 
 
@@ -164,3 +176,41 @@ def rollback(who: Who, why: Why) -> None:
         typer.echo(f"rollback refused: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"champion is now version {version}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Course commands for students and instructors
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Option(help="The repository root (holds notebooks/).")] = Path("."),
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Where students answer; ROOT/work by default.")
+    ] = None,
+) -> None:
+    """Copy new course files into work/ (never overwriting one) and open JupyterLab there as a student.
+
+    Any further arguments go to `jupyter lab` (e.g. `--ServerApp.port=8889`). Works as root and
+    without a display; JupyterLab's terminal has this environment's `mlsys-lab` on PATH.
+    """
+    import subprocess
+
+    from mlsys_lab import course
+
+    work = work_dir if work_dir is not None else root / course.WORK_DIR
+    try:
+        copied = course.sync_student_work(root, work)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--root") from None
+    for relative in copied:
+        typer.echo(f"copied {relative} into {work}/")
+    typer.echo(f"Your answers live in {work}/: builds, tests and `git pull` never touch it.")
+    argv, env = course.lab_command(root, work, ctx.args)
+    try:
+        code = subprocess.call(argv, env=env)
+    except KeyboardInterrupt:  # Ctrl-C stops JupyterLab; that is the normal way out
+        code = 0
+    raise typer.Exit(code=code)
