@@ -65,14 +65,24 @@ def simulate(
 
 @app.command()
 def validate(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The notebook to check.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="NOTEBOOK",
+            help="The notebook to check: its path, or a module name (00_notebook_thinking) from work/ or the repository.",
+        ),
+    ],
 ) -> None:
-    """Run nbgrader's validator on PATH and exit non-zero when any test cell fails.
+    """Run nbgrader's validator on NOTEBOOK and exit non-zero when any test cell fails.
 
     nbgrader's own ``validate`` exits 0 even when tests fail; this one tells the truth.
     """
     from mlsys_lab import course
 
+    try:
+        path = course.find_student_notebook(target)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="NOTEBOOK") from None
     report = course.validate_notebook(path)
     typer.echo(report.summary())
     raise typer.Exit(code=0 if report.passed else 1)
@@ -196,7 +206,9 @@ def lab(
     Any further arguments go to `jupyter lab` (e.g. `--ServerApp.port=8889`). Works as root and
     without a display; JupyterLab's terminal has this environment's `mlsys-lab` on PATH.
     """
+    import os
     import subprocess
+    import sys
 
     from mlsys_lab import course
 
@@ -208,9 +220,14 @@ def lab(
     for relative in copied:
         typer.echo(f"copied {relative} into {work}/")
     typer.echo(f"Your answers live in {work}/: builds, tests and `git pull` never touch it.")
-    argv, env = course.lab_command(root, work, ctx.args)
+    sys.stdout.flush()  # before exec replaces this process
+    command = course.lab_command(root, work, ctx.args)
+    if os.name == "posix":
+        # Become JupyterLab, so Ctrl-C and a SIGTERM reach the server itself and nothing is orphaned.
+        os.chdir(command.cwd)
+        os.execve(command.argv[0], command.argv, command.env)
     try:
-        code = subprocess.call(argv, env=env)
+        code = subprocess.call(command.argv, env=command.env, cwd=command.cwd)
     except KeyboardInterrupt:  # Ctrl-C stops JupyterLab; that is the normal way out
         code = 0
     raise typer.Exit(code=code)

@@ -574,8 +574,60 @@ def sync_student_work(root: Path, work_dir: Path | None = None) -> list[Path]:
     return copied
 
 
+def find_student_notebook(target: str | Path, cwd: Path | None = None) -> Path:
+    """Resolve what a student typed after ``mlsys-lab validate``: a notebook path or a module name.
+
+    A module name (``00_notebook_thinking``) finds ``NN_slug/NN_slug.ipynb`` wherever the student
+    stands: in the module's folder, in ``work/`` (where JupyterLab's terminal opens), in another
+    module's folder, or at the repository root (then ``work/`` is used). So the same command works
+    in every terminal a student is likely to have open.
+
+    Parameters
+    ----------
+    target : str or Path
+        A path to an ``.ipynb`` file, or an ``NN_slug`` module name.
+    cwd : Path, optional
+        Where to look from; the current directory by default.
+
+    Returns
+    -------
+    Path
+        The notebook.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing matches; the message lists where it looked.
+    """
+    here = Path.cwd() if cwd is None else Path(cwd)
+    path = Path(target)
+    if path.suffix == ".ipynb" or not ASSIGNMENT_NAME.match(str(target)):
+        candidates = [path if path.is_absolute() else here / path]
+    else:
+        name = str(target)
+        candidates = [here / f"{name}.ipynb", here / name / f"{name}.ipynb", here / WORK_DIR / name / f"{name}.ipynb"]
+        candidates += [parent / name / f"{name}.ipynb" for parent in list(here.parents)[:2]]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"No notebook for {str(target)!r} (looked at {looked}). Pass the notebook's path, or a module "
+        f"name such as 00_notebook_thinking from work/ or the repository root."
+    )
+
+
 #: The project-local Jupyter configuration ``make lab`` uses: Validate on, instructor tools off.
 LAB_CONFIG_DIR = Path(".jupyter-course")
+
+
+@dataclass(frozen=True)
+class LabCommand:
+    """How to start the students' JupyterLab: see :func:`lab_command`."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
 
 
 def lab_command(
@@ -583,8 +635,8 @@ def lab_command(
     work_dir: Path | None = None,
     extra_args: Sequence[str] = (),
     environ: dict[str, str] | None = None,
-) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that start the students' JupyterLab.
+) -> LabCommand:
+    """The command line, environment and folder that start the students' JupyterLab.
 
     Decided from where it runs, so that no flag has to be remembered: as root (containers,
     Codespaces) the server needs ``allow_root``; without a display (no ``DISPLAY``,
@@ -606,8 +658,9 @@ def lab_command(
 
     Returns
     -------
-    tuple of (list of str, dict of str to str)
-        ``argv`` and ``env`` for :func:`subprocess.run`.
+    LabCommand
+        ``argv``, ``env`` and ``cwd`` (the work folder: a terminal opened without a folder starts
+        there, and JupyterLab's relative terminal folders resolve from it).
     """
     root = Path(root).resolve()
     work = Path(work_dir).resolve() if work_dir is not None else root / WORK_DIR
@@ -630,7 +683,7 @@ def lab_command(
     has_display = any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
     if sys.platform.startswith("linux") and not has_display:
         argv.append("--ServerApp.open_browser=False")
-    return [*argv, *extra_args], env
+    return LabCommand(argv=[*argv, *extra_args], env=env, cwd=work)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -184,3 +184,30 @@ def test_freshness_tests_leave_work_alone(tmp_path: Path) -> None:
     assert (root / "work" / FIRST / f"{FIRST}.ipynb").read_bytes() == answered
     after = {p: p.stat().st_mtime_ns for p in (root / "work").rglob("*")}
     assert after == before, "the tests created, removed or touched files in work/"
+
+
+@pytest.mark.parametrize("display", [None, ":0"])
+def test_lab_command_needs_no_flag_as_root_or_without_a_display(display: str | None, tmp_path: Path) -> None:
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)} | ({"DISPLAY": display} if display else {})
+    command = course.lab_command(REPO_ROOT, tmp_path / "work", ["--ServerApp.port=9"], environ)
+    argv, env = command.argv, command.env
+    assert command.cwd == (tmp_path / "work").resolve(), "terminals opened without a folder start in work/"
+    assert argv[-1] == "--ServerApp.port=9", f"extra arguments must come last (and win): {argv}"
+    assert f"--ServerApp.root_dir={tmp_path / 'work'}" in argv, argv
+    assert ("--ServerApp.allow_root=True" in argv) == (os.geteuid() == 0), f"as uid {os.geteuid()}: {argv}"
+    if sys.platform.startswith("linux"):
+        assert ("--ServerApp.open_browser=False" in argv) == (display is None), f"DISPLAY={display}: {argv}"
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent), env["PATH"]
+    assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(REPO_ROOT / ".jupyter-course"), env
+
+
+def test_validate_finds_a_module_by_name_wherever_the_student_stands(tmp_path: Path) -> None:
+    notebook = tmp_path / "work" / FIRST / f"{FIRST}.ipynb"
+    other = tmp_path / "work" / "01_data_layer"
+    notebook.parent.mkdir(parents=True)
+    other.mkdir()
+    notebook.write_text("{}")
+    for cwd in (tmp_path, tmp_path / "work", notebook.parent, other):
+        assert course.find_student_notebook(FIRST, cwd) == notebook, f"not found from {cwd}"
+    with pytest.raises(FileNotFoundError, match="01_data_layer"):
+        course.find_student_notebook("01_data_layer", tmp_path)
