@@ -231,3 +231,24 @@ def lab(
     except KeyboardInterrupt:  # Ctrl-C stops JupyterLab; that is the normal way out
         code = 0
     raise typer.Exit(code=code)
+
+
+@app.command()
+def grades(
+    assignment: Annotated[str, typer.Argument(help="The assignment, e.g. 00_notebook_thinking.")],
+    course_dir: Annotated[
+        Path, typer.Option("--course", help="The nbgrader course directory (holds gradebook.db).")
+    ] = Path("assignments"),
+) -> None:
+    """Print every graded cell's score for ASSIGNMENT and each student's total, with pending manual grading marked."""
+    from mlsys_lab import course
+
+    gradebook = course_dir / "gradebook.db"
+    if not gradebook.is_file() and (Path.cwd() / "gradebook.db").is_file():
+        gradebook = Path.cwd() / "gradebook.db"  # run from inside the course directory
+    try:
+        typer.echo(course.grades_report(gradebook, assignment))
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--course") from None
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="ASSIGNMENT") from None

@@ -836,6 +836,166 @@ def _first_error_line(raw_error: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# nbgrader plug-ins: quiet autograde, feedback that gives nothing away (registered in nbgrader_config.py)
+# --------------------------------------------------------------------------------------------------
+
+_HIDDEN_TESTS_NOTE = "# (hidden tests: not shown in feedback)"
+_MATHJAX_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*mathjax[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
+
+
+def _remove_hidden_tests(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
+    """``source`` without its hidden-test regions (delimiter lines included), a note in their place."""
+    lines, hidden = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            hidden = True
+            lines.append(_HIDDEN_TESTS_NOTE)
+        elif end in line:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _redactions(course_root: str | None) -> list[tuple[str, str]]:
+    """Absolute paths of the instructor's machine and what each becomes in feedback, longest first."""
+    places = {
+        str(Path.cwd().resolve()): "<course>",  # nbgrader runs in the course directory
+        str(Path(sys.prefix).resolve()): "<python>",
+        str(Path(sys.base_prefix).resolve()): "<python>",
+        str(Path.home()): "~",
+    }
+    if course_root:
+        places[str(Path(course_root).resolve())] = "<course>"
+        places[str(Path(course_root))] = "<course>"
+    return sorted(((path, label) for path, label in places.items() if len(path) > 1), key=lambda x: -len(x[0]))
+
+
+def _redact(text: str, redactions: list[tuple[str, str]]) -> str:
+    for path, label in redactions:
+        text = text.replace(path, label)
+    return text
+
+
+def _sanitize_feedback_notebook(nb: Any, course_root: str | None = None) -> Any:
+    """What :class:`SanitizeFeedback` does, on a notebook node: see there."""
+    redactions = _redactions(course_root)
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            # nbgrader's template already heads the cell with its grade_id and score.
+            cell.source = _remove_hidden_tests(cell.source)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                # One readable line: the checker's message says what was expected, what came back
+                # and the hint; the frames below it are nbgrader's and the checker's internals.
+                ename, evalue = output.get("ename", "Error"), _redact(str(output.get("evalue", "")), redactions)
+                output["evalue"] = evalue
+                output["traceback"] = [f"{ename}: {evalue}"]
+            elif output.get("output_type") == "stream":
+                output["text"] = _redact(output.get("text", ""), redactions)
+            for mime, value in dict(output.get("data", {})).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    if isinstance(value, str):
+                        output["data"][mime] = _redact(value, redactions)
+                    elif isinstance(value, list):
+                        output["data"][mime] = [_redact(str(v), redactions) for v in value]
+    return nb
+
+
+#: nbgrader plug-ins by name, built on first use: they subclass nbgrader and nbconvert classes, whose
+#: import takes seconds, and ``import mlsys_lab.course`` must stay cheap (the CLI imports it).
+_PLUGINS: dict[str, type] = {}
+
+
+def _build_plugins() -> dict[str, type]:
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import Preprocessor
+    from nbgrader.api import MissingEntry
+    from nbgrader.preprocessors import OverwriteCells
+    from traitlets import Bool
+
+    class SanitizeFeedback(Preprocessor):
+        """nbgrader feedback preprocessor: give students their scores, never the hidden tests.
+
+        ``nbgrader generate_feedback`` renders the autograded notebook, in which autograde restored the
+        instructor's test cells: the HTML would hand every later cohort the hidden tests, long tracebacks
+        into :mod:`mlsys_lab.grading`, and the instructor's absolute paths. This keeps, per test cell,
+        its ``grade_id`` and score (nbgrader's template shows them), the visible tests the student already had, and the one-line failure
+        message; hidden-test regions become a note; every traceback becomes its last line; absolute
+        paths of the course directory, the Python environment and the home folder become ``<course>``,
+        ``<python>`` and ``~`` in every output. Registered on ``c.GenerateFeedback.preprocessors``.
+        """
+
+        enabled = Bool(True, help="Sanitize feedback (on whenever nbgrader's configuration lists it).").tag(config=True)
+
+        def preprocess(self, nb: Any, resources: Any) -> tuple[Any, Any]:
+            """Sanitize every cell of ``nb`` (see the class docstring)."""
+            root = self.config.CourseDirectory.get("root") if "CourseDirectory" in self.config else None
+            return _sanitize_feedback_notebook(nb, str(root) if root else None), resources
+
+    class OfflineFeedbackExporter(HTMLExporter):
+        """nbgrader's feedback HTML without the MathJax script it loads from the internet.
+
+        nbgrader's feedback template calls nbconvert's ``mathjax()`` macro with its CDN default, so the
+        exporter's ``mathjax_url`` is ignored; the page is handed to students offline, where that script
+        only stalls. Formulas stay readable as their TeX source. Set as ``c.GenerateFeedback.exporter_class``.
+        """
+
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> tuple[Any, Any]:
+            """Render as nbgrader's feedback exporter does, then drop the remote MathJax script."""
+            output, resources = super().from_notebook_node(nb, resources=resources, **kw)
+            return _MATHJAX_SCRIPT.sub("<!-- MathJax not loaded: feedback is read offline -->", output), resources
+
+    class RestoreHiddenTests(OverwriteCells):
+        """nbgrader's OverwriteCells, quiet about the one change every submission carries.
+
+        A released test cell lacks its hidden tests, so its checksum never matches the instructor's
+        cell and nbgrader warns ``Attribute 'checksum' for cell ... has changed!`` for every hidden-test
+        cell of every student before restoring it: the expected case drowns a real edit. This logs the
+        expected restore at DEBUG and keeps nbgrader's warning for a test cell that a student edited.
+        Registered in place of OverwriteCells on ``c.Autograde.sanitize_preprocessors``.
+        """
+
+        def preprocess_cell(self, cell: Any, resources: Any, cell_index: int) -> tuple[Any, Any]:
+            """Remember whether ``cell`` is exactly what was released, then let nbgrader overwrite it."""
+            self._as_released = False
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id is not None:
+                try:
+                    source = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id).source
+                except MissingEntry:
+                    source = None
+                if source is not None and "BEGIN HIDDEN TESTS" in source:
+                    released = [line for line in _remove_hidden_tests(source).split("\n") if line != _HIDDEN_TESTS_NOTE]
+                    self._as_released = cell.source.strip() == "\n".join(released).strip()
+            return super().preprocess_cell(cell, resources, cell_index)
+
+        def report_change(self, name: str, attr: str, old: Any, new: Any) -> None:
+            """Warn as nbgrader does, except for restoring hidden tests in an unedited released cell."""
+            if attr == "checksum" and getattr(self, "_as_released", False):
+                self.log.debug("Restoring the hidden tests of %s (released without them).", name)
+                return
+            super().report_change(name, attr, old, new)
+
+    return {
+        "SanitizeFeedback": SanitizeFeedback,
+        "OfflineFeedbackExporter": OfflineFeedbackExporter,
+        "RestoreHiddenTests": RestoreHiddenTests,
+    }
+
+
+def __getattr__(name: str) -> type:
+    """Build the nbgrader plug-ins (``SanitizeFeedback``, ``OfflineFeedbackExporter``,
+    ``RestoreHiddenTests``) when nbgrader's configuration first names them."""
+    if name in ("SanitizeFeedback", "OfflineFeedbackExporter", "RestoreHiddenTests"):
+        if not _PLUGINS:
+            _PLUGINS.update(_build_plugins())
+        return _PLUGINS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
 # Reading grades
 # --------------------------------------------------------------------------------------------------
 
@@ -920,3 +1080,48 @@ def gradebook_scores(db_url_or_path: str | Path, assignment: str) -> pd.DataFram
                     )
     frame = pd.DataFrame(rows, columns=GRADE_COLUMNS)
     return frame.sort_values(["student", "notebook", "grade_id"], ignore_index=True)
+
+
+def grades_report(db_url_or_path: str | Path, assignment: str) -> str:
+    """The whole per-cell table of an assignment and a total per student, pending points stated.
+
+    ``nbgrader export`` writes totals in which an ungraded written answer counts as zero, and a
+    printed DataFrame hides rows behind ``...``; this prints every row. A cell waiting for a person
+    shows ``pending`` instead of a score, and each student's total says how many points are pending,
+    so feedback is not handed back before the written answers are graded.
+
+    Parameters
+    ----------
+    db_url_or_path : str or Path
+        The gradebook, as for :func:`gradebook_scores`.
+    assignment : str
+        The assignment name.
+
+    Returns
+    -------
+    str
+        The table, a blank line, then one total line per student.
+
+    Raises
+    ------
+    FileNotFoundError, KeyError
+        As :func:`gradebook_scores`.
+    """
+    frame = gradebook_scores(db_url_or_path, assignment)
+    if frame.empty:
+        return f"No graded submissions for {assignment} yet: run `nbgrader autograde {assignment}` first."
+    # A person's score overrides the autograder's; nbgrader's own rule (Grade.score).
+    score = frame["manual_score"].where(frame["manual_score"].notna(), frame["auto_score"])
+    pending = frame["needs_manual_grade"].astype(bool)
+    table = frame[["student", "notebook", "grade_id", "cell_type", "max_score"]].copy()
+    table.insert(4, "score", [("pending" if p else f"{s:g}") for s, p in zip(score.fillna(0), pending, strict=True)])
+    table["max_score"] = [f"{value:g}" for value in frame["max_score"]]
+    table["failed_tests"] = frame["failed_tests"].fillna("")
+    lines = [table.to_string(index=False), ""]
+    for student, rows in table.groupby("student", sort=True):
+        done = score[rows.index][~pending[rows.index]].fillna(0).sum()
+        waiting = frame.loc[rows.index, "max_score"][pending[rows.index]].sum()
+        total = frame.loc[rows.index, "max_score"].sum()
+        state = f"{waiting:g} point(s) pending manual grading" if waiting else "final"
+        lines.append(f"{student}: {done:g} / {total:g} ({state})")
+    return "\n".join(lines)
