@@ -69,7 +69,7 @@ def validate(
         str,
         typer.Argument(
             metavar="NOTEBOOK",
-            help="The notebook to check: its path, or a module name (00_notebook_thinking) from work/ or the repository.",
+            help="The notebook's path, or a module name (00_notebook_thinking) from work/ or the repository root.",
         ),
     ],
 ) -> None:
