@@ -922,8 +922,8 @@ def _build_plugins() -> dict[str, type]:
         instructor's test cells: the HTML would hand every later cohort the hidden tests, long tracebacks
         into :mod:`mlsys_lab.grading`, and the instructor's absolute paths. This keeps, per test cell,
         its ``grade_id`` and score (nbgrader's template shows them), the visible tests the student
-        already had, and the one-line failure message; hidden-test regions become a note; every traceback becomes its last line; absolute
-        paths of the course directory, the Python environment and the home folder become ``<course>``,
+        already had, and the one-line failure message; hidden-test regions become a note; every
+        traceback becomes its last line; absolute paths of the course directory, the Python environment and the home folder become ``<course>``,
         ``<python>`` and ``~`` in every output. Registered on ``c.GenerateFeedback.preprocessors``.
         """
 
