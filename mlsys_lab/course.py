@@ -923,8 +923,8 @@ def _build_plugins() -> dict[str, type]:
         into :mod:`mlsys_lab.grading`, and the instructor's absolute paths. This keeps, per test cell,
         its ``grade_id`` and score (nbgrader's template shows them), the visible tests the student
         already had, and the one-line failure message; hidden-test regions become a note; every
-        traceback becomes its last line; absolute paths of the course directory, the Python environment and the home folder become ``<course>``,
-        ``<python>`` and ``~`` in every output. Registered on ``c.GenerateFeedback.preprocessors``.
+        traceback becomes its last line; absolute paths of the course directory, the Python
+        environment and the home folder become ``<course>``, ``<python>`` and ``~`` in every output. Registered on ``c.GenerateFeedback.preprocessors``.
         """
 
         enabled = Bool(True, help="Sanitize feedback (on whenever nbgrader's configuration lists it).").tag(config=True)
