@@ -924,7 +924,8 @@ def _build_plugins() -> dict[str, type]:
         its ``grade_id`` and score (nbgrader's template shows them), the visible tests the student
         already had, and the one-line failure message; hidden-test regions become a note; every
         traceback becomes its last line; absolute paths of the course directory, the Python
-        environment and the home folder become ``<course>``, ``<python>`` and ``~`` in every output. Registered on ``c.GenerateFeedback.preprocessors``.
+        environment and the home folder become ``<course>``, ``<python>`` and ``~`` in every output.
+        Registered on ``c.GenerateFeedback.preprocessors``.
         """
 
         enabled = Bool(True, help="Sanitize feedback (on whenever nbgrader's configuration lists it).").tag(config=True)
