@@ -27,7 +27,7 @@ BLOCK = re.compile(
 SKIPPED = {
     "make demo": "runs the whole demo (minutes); .ci/run runs `make demo` itself",
     "make lab": "starts JupyterLab and never returns; tests/course/test_student_lab.py starts it as `make lab` does",
-    "make notebooks": "the maintainers' targets: .ci/run runs install, lint and test; tests cover `mlsys-lab notebooks`",
+    "make notebooks": "maintainers' targets; .ci/run runs install, lint, test; tests cover `mlsys-lab notebooks`",
     ".venv/bin/mlsys-lab serve": "starts the API server and never returns; the deployment tests start it",
 }
 
