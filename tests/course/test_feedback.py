@@ -69,6 +69,25 @@ def test_feedback_shows_scores_and_messages_but_no_hidden_tests_or_paths(
     for grade_id in failed:
         assert grade_id in text, f"bob's feedback does not name the failed test {grade_id}"
     assert "AssertionError" in text or "Error:" in text, "bob's feedback shows no failure message"
+    _screenshot(blank, REPO_ROOT / "runs" / "browser" / f"feedback-{assignment}-bob.png")
+
+
+def _screenshot(page_path: Path, out: Path) -> None:
+    """Render a feedback page offline in Chromium, for people to look at (when Chromium is installed)."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.is_file():
+        return  # the browser test reports a missing Chromium; this picture is only a convenience
+    from playwright.sync_api import sync_playwright
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--no-first-run"], headless=True
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        page.goto(page_path.as_uri())
+        page.screenshot(path=str(out), full_page=False)
+        browser.close()
 
 
 @dataclass(frozen=True)
