@@ -53,23 +53,21 @@ def require_chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudentLab, object]]:
+def lab_and_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudentLab, object]]:
     chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with student_lab(tmp_path_factory.mktemp("browser-lab")) as lab, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
         try:
-            yield lab, page
+            yield lab, browser
         finally:
             browser.close()
 
 
 def _open(page: object, lab: StudentLab, module: str) -> None:
-    page.goto(f"{lab.url}/lab/tree/{module}/{module}.ipynb")  # type: ignore[attr-defined]
+    page.goto(f"{lab.url}/lab/tree/{module}/{module}.ipynb?reset")  # type: ignore[attr-defined]
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)  # type: ignore[attr-defined]
     _wait_idle(page, 120_000)
 
