@@ -110,9 +110,19 @@ def _close_dialog(page: object) -> None:
 
 @pytest.mark.parametrize("module", MODULES)
 def test_student_runs_validates_answers_and_validates_again(
-    module: str, browser_page: tuple[StudentLab, object]
+    module: str, lab_and_browser: tuple[StudentLab, object]
 ) -> None:
-    lab, page = browser_page
+    lab, browser = lab_and_browser
+    # A fresh page and workspace per module, so only this module's notebook is open.
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page.set_default_timeout(60_000)
+    try:
+        _student_path(module, lab, page)
+    finally:
+        page.close()
+
+
+def _student_path(module: str, lab: StudentLab, page: object) -> None:
     _open(page, lab, module)
 
     # No instructor tool anywhere on the page.
