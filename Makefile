@@ -38,13 +38,15 @@ format: $(STAMP)  ## Apply ruff's formatter and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-notebooks: $(STAMP)  ## Regenerate notebooks/ and solutions/ from assignments/source/
-	$(BIN)/mlsys-lab notebooks
+notebooks: $(STAMP)  ## Regenerate notebooks/ and solutions/ from assignments/source/ (refuses to overwrite edits)
+	$(BIN)/mlsys-lab notebooks $(NOTEBOOKS_ARGS)
 
-# .jupyter-course/ is a project-local Jupyter config that takes priority over (without replacing) the
-# user's own: it keeps nbgrader's Validate button and turns the instructor plugins off.
-lab: $(STAMP)  ## Open JupyterLab on notebooks/ as a student (Validate on, instructor tools off)
-	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter-course $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1 $(LAB_ARGS)
+# Students answer in work/ (git-ignored), which `mlsys-lab lab` fills from notebooks/ without ever
+# overwriting a file, so no build, test or pull can touch an answer. .jupyter-course/ is a
+# project-local Jupyter config that takes priority over (without replacing) the user's own: it keeps
+# nbgrader's Validate button and turns the instructor plugins off. Root and no display need no flag.
+lab: $(STAMP)  ## Copy new modules into work/ and open JupyterLab there as a student
+	$(BIN)/mlsys-lab lab $(LAB_ARGS)
 
 bench: $(STAMP)  ## Run the benchmarks and print their tables (a few minutes)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; echo; done

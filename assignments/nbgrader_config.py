@@ -67,3 +67,36 @@ c.Execute.execute_retries = 0
 # Students are added to the gradebook the first time their submission is autograded, so a folder
 # of submissions can be graded without registering every student first.
 c.Autograde.create_student = True
+# Restoring the hidden tests in a released test cell is the expected case, not an edit: nbgrader
+# warns "Attribute 'checksum' for cell ... has changed!" for each of them, for every student, which
+# hides a real edit. RestoreHiddenTests is nbgrader's OverwriteCells (same restore, same checks),
+# quiet only about an unedited released cell; an edited test cell still gets nbgrader's warning.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "mlsys_lab.course.RestoreHiddenTests",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# The kernel's own start-up warning ("Kernel is running over TCP without encryption": it listens on
+# loopback only) is printed once per notebook and says nothing about the submission.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+# nbgrader 0.9 with SQLAlchemy 2 warns "Object of type <SubmittedAssignment> not in session, add
+# operation along 'Student.submissions' will not proceed" when autograde creates a student: the
+# session's autoflush runs before nbgrader adds the object itself, which it then does, so the
+# gradebook is complete (the course tests read it back). Only that message is silenced.
+import warnings  # noqa: E402  (kept beside the reason for it)
+
+warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session", module=r"nbgrader\.api")
+
+# --- Feedback -------------------------------------------------------------------------------------
+# The autograded notebook holds the restored hidden tests; rendered as is, feedback would hand them
+# to every later cohort, with tracebacks into mlsys_lab.grading and the instructor's paths.
+# SanitizeFeedback keeps each test cell's grade_id, points, visible tests and one-line failure
+# message; OfflineFeedbackExporter drops the MathJax script nbgrader's template loads from a CDN.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "mlsys_lab.course.SanitizeFeedback",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+c.GenerateFeedback.exporter_class = "mlsys_lab.course.OfflineFeedbackExporter"

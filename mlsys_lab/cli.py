@@ -156,14 +156,24 @@ def simulate(
 
 @app.command()
 def validate(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The notebook to check.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="NOTEBOOK",
+            help="The notebook's path, or a module name (00_notebook_thinking) from work/ or the repository root.",
+        ),
+    ],
 ) -> None:
-    """Run nbgrader's validator on PATH and exit non-zero when any test cell fails.
+    """Run nbgrader's validator on NOTEBOOK and exit non-zero when any test cell fails.
 
     nbgrader's own ``validate`` exits 0 even when tests fail; this one tells the truth.
     """
     from mlsys_lab import course
 
+    try:
+        path = course.find_student_notebook(target)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="NOTEBOOK") from None
     report = course.validate_notebook(path)
     typer.echo(report.summary())
     raise typer.Exit(code=0 if report.passed else 1)
@@ -172,11 +182,23 @@ def validate(
 @app.command()
 def notebooks(
     root: Annotated[Path, typer.Option(help="The repository root (holds assignments/source/).")] = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite generated files even when someone edited them by hand.")
+    ] = False,
 ) -> None:
-    """Regenerate notebooks/ (student versions) and solutions/ from assignments/source/."""
+    """Regenerate notebooks/ (student versions) and solutions/ from assignments/source/.
+
+    Refuses, writing nothing, when a file it would overwrite or remove differs from what the last
+    build wrote and from git's copy (answers typed into notebooks/, say), unless --force.
+    """
     from mlsys_lab import course
 
-    for name in course.build_course(root):
+    try:
+        built = course.build_course(root, force=force)
+    except course.EditedFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    for name in built:
         typer.echo(f"built {name}")
 
 
@@ -265,6 +287,72 @@ def rollback(who: Who, why: Why) -> None:
         typer.echo(f"rollback refused: {exc}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"champion is now version {version}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Course commands for students and instructors
+# --------------------------------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab(
+    ctx: typer.Context,
+    root: Annotated[Path, typer.Option(help="The repository root (holds notebooks/).")] = Path("."),
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Where students answer; ROOT/work by default.")
+    ] = None,
+) -> None:
+    """Copy new course files into work/ (never overwriting one) and open JupyterLab there as a student.
+
+    Any further arguments go to `jupyter lab` (e.g. `--ServerApp.port=8889`). Works as root and
+    without a display; JupyterLab's terminal has this environment's `mlsys-lab` on PATH.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from mlsys_lab import course
+
+    work = work_dir if work_dir is not None else root / course.WORK_DIR
+    try:
+        copied = course.sync_student_work(root, work)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--root") from None
+    for relative in copied:
+        typer.echo(f"copied {relative} into {work}/")
+    typer.echo(f"Your answers live in {work}/: builds, tests and `git pull` never touch it.")
+    sys.stdout.flush()  # before exec replaces this process
+    command = course.lab_command(root, work, ctx.args)
+    if os.name == "posix":
+        # Become JupyterLab, so Ctrl-C and a SIGTERM reach the server itself and nothing is orphaned.
+        os.chdir(command.cwd)
+        os.execve(command.argv[0], command.argv, command.env)
+    try:
+        code = subprocess.call(command.argv, env=command.env, cwd=command.cwd)
+    except KeyboardInterrupt:  # Ctrl-C stops JupyterLab; that is the normal way out
+        code = 0
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def grades(
+    assignment: Annotated[str, typer.Argument(help="The assignment, e.g. 00_notebook_thinking.")],
+    course_dir: Annotated[
+        Path, typer.Option("--course", help="The nbgrader course directory (holds gradebook.db).")
+    ] = Path("assignments"),
+) -> None:
+    """Print every graded cell's score for ASSIGNMENT and each student's total, with pending manual grading marked."""
+    from mlsys_lab import course
+
+    gradebook = course_dir / "gradebook.db"
+    if not gradebook.is_file() and (Path.cwd() / "gradebook.db").is_file():
+        gradebook = Path.cwd() / "gradebook.db"  # run from inside the course directory
+    try:
+        typer.echo(course.grades_report(gradebook, assignment))
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--course") from None
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="ASSIGNMENT") from None
 
 
 from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)

@@ -48,6 +48,15 @@ CONFIG_FILE = Path("assignments") / "nbgrader_config.py"
 STUDENT_DIR = Path("notebooks")
 SOLUTION_DIR = Path("solutions")
 
+#: What the last build wrote (sha256 per file), so the next one can tell its own output from an
+#: edit. Git-ignored: it describes this checkout only.
+BUILD_MANIFEST = Path(".course-build.json")
+#: The students' own copies of the notebooks: git-ignored, filled by :func:`sync_student_work`, never
+#: written by a build, a test or a pull.
+WORK_DIR = Path("work")
+#: What running a notebook in place leaves beside it (git-ignored, never part of a build).
+RUN_OUTPUTS = ("runs", "mlruns", ".ipynb_checkpoints", "__pycache__")
+
 # Metadata that records when or how a notebook last ran on someone's machine (JupyterLab's
 # "record timing", papermill, widget state). It means nothing to a student and would make the
 # generated files change whenever an instructor happens to run a source notebook.
@@ -111,7 +120,7 @@ def discover_assignments(root: Path) -> list[str]:
     return names
 
 
-def build_course(root: Path, assignments: Sequence[str] | None = None) -> list[str]:
+def build_course(root: Path, assignments: Sequence[str] | None = None, *, force: bool = False) -> list[str]:
     """Regenerate ``notebooks/NN_slug/`` and ``solutions/NN_slug/`` from the instructor sources.
 
     nbgrader runs in a temporary course directory (a copy of ``assignments/nbgrader_config.py``
@@ -127,6 +136,8 @@ def build_course(root: Path, assignments: Sequence[str] | None = None) -> list[s
     assignments : sequence of str, optional
         The ``NN_slug`` names to build. By default every assignment found by
         :func:`discover_assignments`; generated folders whose source is gone are then removed too.
+    force : bool, default False
+        Overwrite or remove generated files even when somebody edited them by hand.
 
     Returns
     -------
@@ -135,6 +146,9 @@ def build_course(root: Path, assignments: Sequence[str] | None = None) -> list[s
 
     Raises
     ------
+    EditedFileError
+        Before writing anything, if the build would overwrite or remove a file in ``notebooks/`` or
+        ``solutions/`` that no build wrote (see :func:`edited_generated_files`) and ``force`` is off.
     ValueError
         If an assignment named in ``assignments`` has no source notebook.
     FileNotFoundError
@@ -168,17 +182,45 @@ def build_course(root: Path, assignments: Sequence[str] | None = None) -> list[s
         # nbgrader globs source/<assignment>/ and names each assignment after its folder.
         run_nbgrader(["generate_assignment", "*", "--force"], course_dir)
         run_nbgrader(["generate_solution", "*", "--force"], course_dir)
+        wanted: dict[Path, bytes] = {}
         for name in names:
-            _sync_folder(course_dir / "release" / name, root / STUDENT_DIR / name)
-            _sync_folder(course_dir / "solution" / name, root / SOLUTION_DIR / name)
-            logger.info("Built %s", name)
+            wanted |= _generated_files(course_dir / "release" / name, STUDENT_DIR / name)
+            wanted |= _generated_files(course_dir / "solution" / name, SOLUTION_DIR / name)
 
+    # Every file the build may rewrite or delete, relative to the root: the built folders, plus
+    # (on a full build) generated folders whose source is gone.
+    folders = [kind / name for name in names for kind in (STUDENT_DIR, SOLUTION_DIR)]
     if assignments is None:
-        for target in (root / STUDENT_DIR, root / SOLUTION_DIR):
-            for folder in sorted(target.iterdir()):
-                if folder.is_dir() and ASSIGNMENT_NAME.match(folder.name) and folder.name not in names:
-                    logger.warning("Removing %s: its source notebook no longer exists.", folder)
-                    shutil.rmtree(folder)
+        for kind in (STUDENT_DIR, SOLUTION_DIR):
+            if (root / kind).is_dir():
+                folders += [
+                    kind / folder.name
+                    for folder in sorted((root / kind).iterdir())
+                    if folder.is_dir() and ASSIGNMENT_NAME.match(folder.name) and folder.name not in names
+                ]
+    existing = {path for folder in folders for path in _build_owned_files(root, folder)}
+    changes = {path: wanted.get(path) for path in sorted(existing | wanted.keys())}
+    changes = {
+        path: data
+        for path, data in changes.items()
+        if data is None or not (root / path).is_file() or (root / path).read_bytes() != data
+    }
+    edited = edited_generated_files(root, [path for path in changes if (root / path).exists()])
+    if edited and not force:
+        raise EditedFileError(root, edited)
+    for path, data in changes.items():
+        target = root / path
+        if data is None:
+            logger.info("Removing %s: the build no longer generates it.", path)
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    for folder in folders:
+        _remove_empty_folders(root / folder)
+    _record_build(root, {path: data for path, data in wanted.items()}, built=folders)
+    for name in names:
+        logger.info("Built %s", name)
     return list(names)
 
 
@@ -336,8 +378,8 @@ def _fill_missing_cell_ids(path: Path) -> None:
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _sync_folder(src: Path, dest: Path) -> None:
-    """Make ``dest`` hold exactly the files of ``src``, rewriting only the files that differ."""
+def _generated_files(src: Path, dest: Path) -> dict[Path, bytes]:
+    """The bytes the build writes for each file nbgrader produced in ``src``, keyed by path under ``dest``."""
     if not src.is_dir():
         raise RuntimeError(f"nbgrader produced no {src}: expected the generated assignment there.")
     wanted: dict[Path, bytes] = {}
@@ -345,21 +387,303 @@ def _sync_folder(src: Path, dest: Path) -> None:
         data = path.read_bytes()
         if path.suffix == ".ipynb":
             data = canonical_notebook_bytes(data.decode("utf-8"))
-        wanted[path.relative_to(src)] = data
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted(p for p in dest.rglob("*") if p.is_file() or p.is_symlink()):
-        if path.relative_to(dest) not in wanted:
-            logger.info("Removing stale %s", path)
-            path.unlink()
-    for relative, data in wanted.items():
-        target = dest / relative
-        if target.is_file() and target.read_bytes() == data:
-            continue  # untouched files keep their mtime, so make sees nothing to do
+        wanted[dest / path.relative_to(src)] = data
+    return wanted
+
+
+def _build_owned_files(root: Path, folder: Path) -> list[Path]:
+    """Files under ``root/folder`` that the build manages, relative to ``root``.
+
+    What running a notebook in place leaves behind (checkpoints, MLflow stores, caches) is not the
+    build's: it is git-ignored, never shipped, and a checkpoint may be the only copy of someone's work.
+    """
+    base = root / folder
+    if not base.is_dir():
+        return []
+    return [
+        path.relative_to(root)
+        for path in sorted(base.rglob("*"))
+        if (path.is_file() or path.is_symlink()) and not set(path.relative_to(base).parts) & set(RUN_OUTPUTS)
+    ]
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
+class EditedFileError(RuntimeError):
+    """The build would overwrite or delete generated files that somebody edited by hand.
+
+    Attributes
+    ----------
+    paths : list of Path
+        The edited files, relative to the repository root.
+    """
+
+    def __init__(self, root: Path, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        first = self.paths[0]
+        listed = "\n".join(f"  - {path}" for path in self.paths)
+        module = first.parts[1] if len(first.parts) > 1 else "NN_slug"
+        super().__init__(
+            f"Refusing to overwrite {len(self.paths)} file(s) that differ from what the last build "
+            f"wrote and from git's copy, so someone edited them by hand:\n{listed}\n"
+            f"Nothing was written; the edits are still there. Students: your answers belong in "
+            f"{WORK_DIR}/, which no build touches; keep them with "
+            f"`mkdir -p {WORK_DIR}/{module} && cp -n {first} {WORK_DIR}/{module}/{first.stem}-answers{first.suffix}` "
+            f"(`make lab` opens {WORK_DIR}/). Maintainers: to throw the edits away and rebuild, run "
+            f"`mlsys-lab notebooks --force`."
+        )
+
+
+def edited_generated_files(root: Path, paths: Sequence[Path]) -> list[Path]:
+    """Which of ``paths`` (generated files, relative to ``root``) somebody edited by hand.
+
+    A file counts as generated, and safe to rewrite, when its bytes are what the previous build on
+    this checkout wrote (recorded in ``.course-build.json``) or what git has for it (the index, so
+    committed or staged). The manifest covers a maintainer who rebuilds twice before committing;
+    git covers a fresh clone and a pull, which bring generated files no local build wrote. Anything
+    else (answers typed into ``notebooks/``, a file dropped there) was edited by a person.
+
+    Parameters
+    ----------
+    root : Path
+        The repository root.
+    paths : sequence of Path
+        Existing files under ``root``, relative to it.
+
+    Returns
+    -------
+    list of Path
+        The edited files, in the order given.
+    """
+    root = Path(root)
+    recorded = _read_manifest(root)
+    tracked = _git_blobs(root, paths)
+    edited = []
+    for path in paths:
+        data = (root / path).read_bytes()
+        if recorded.get(path.as_posix()) == hashlib.sha256(data).hexdigest():
+            continue
+        if tracked.get(path.as_posix()) == _git_blob_id(data):
+            continue
+        edited.append(path)
+    return edited
+
+
+def _read_manifest(root: Path) -> dict[str, str]:
+    try:
+        files = json.loads((root / BUILD_MANIFEST).read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return {}  # no manifest (fresh clone) or an unreadable one: fall back on git alone
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _record_build(root: Path, written: dict[Path, bytes], built: Sequence[Path]) -> None:
+    files = {
+        path: digest
+        for path, digest in _read_manifest(root).items()
+        if not any(Path(path).is_relative_to(folder) for folder in built)
+    }
+    files |= {path.as_posix(): hashlib.sha256(data).hexdigest() for path, data in written.items()}
+    (root / BUILD_MANIFEST).write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=1) + "\n")
+
+
+def _git_blob_id(data: bytes) -> str:
+    """The id git gives a file's content (``git hash-object``)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _git_blobs(root: Path, paths: Sequence[Path]) -> dict[str, str]:
+    """Blob ids in git's index for ``paths``; empty outside a git checkout or without git."""
+    if not paths or shutil.which("git") is None:
+        return {}
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--stage", "-z", "--", *(p.as_posix() for p in paths)],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if result.returncode != 0:
+        return {}
+    blobs = {}
+    for entry in result.stdout.decode("utf-8", "replace").split("\0"):
+        if "\t" not in entry:
+            continue
+        meta, name = entry.split("\t", 1)
+        blobs[name] = meta.split()[1]  # paths come back relative to root
+    return blobs
+
+
+# --------------------------------------------------------------------------------------------------
+# The student's own copy of the course
+# --------------------------------------------------------------------------------------------------
+
+
+def sync_student_work(root: Path, work_dir: Path | None = None) -> list[Path]:
+    """Copy into the students' folder every course file they do not have yet; overwrite nothing.
+
+    Students answer in ``work/`` (git-ignored), never in ``notebooks/``: a build, a test or a
+    ``git pull`` may rewrite ``notebooks/``, and none of them touches ``work/``. ``make lab`` calls
+    this on every start, so a module that a pull brings appears in ``work/`` while every file that
+    already exists there, answered or not, is left exactly as it is.
+
+    Parameters
+    ----------
+    root : Path
+        The repository root (holds ``notebooks/``).
+    work_dir : Path, optional
+        The students' folder; ``root/work`` by default.
+
+    Returns
+    -------
+    list of Path
+        The files copied, relative to ``work_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root/notebooks`` does not exist.
+    """
+    source = Path(root) / STUDENT_DIR
+    work = Path(work_dir) if work_dir is not None else Path(root) / WORK_DIR
+    if not source.is_dir():
+        raise FileNotFoundError(f"No student notebooks at {source}: pass the repository root.")
+    copied = []
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or set(relative.parts) & set(RUN_OUTPUTS):
+            continue
+        target = work / relative
+        if target.exists() or target.is_symlink():
+            continue  # the student's copy wins, always
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
+        shutil.copy2(path, target)
+        copied.append(relative)
+    for relative in copied:
+        logger.info("Copied %s into %s", relative, work)
+    return copied
+
+
+def find_student_notebook(target: str | Path, cwd: Path | None = None) -> Path:
+    """Resolve what a student typed after ``mlsys-lab validate``: a notebook path or a module name.
+
+    A module name (``00_notebook_thinking``) finds ``NN_slug/NN_slug.ipynb`` wherever the student
+    stands: in the module's folder, in ``work/`` (where JupyterLab's terminal opens), in another
+    module's folder, or at the repository root (then ``work/`` is used). So the same command works
+    in every terminal a student is likely to have open.
+
+    Parameters
+    ----------
+    target : str or Path
+        A path to an ``.ipynb`` file, or an ``NN_slug`` module name.
+    cwd : Path, optional
+        Where to look from; the current directory by default.
+
+    Returns
+    -------
+    Path
+        The notebook.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing matches; the message lists where it looked.
+    """
+    here = Path.cwd() if cwd is None else Path(cwd)
+    path = Path(target)
+    if path.suffix == ".ipynb" or not ASSIGNMENT_NAME.match(str(target)):
+        candidates = [path if path.is_absolute() else here / path]
+    else:
+        name = str(target)
+        candidates = [here / f"{name}.ipynb", here / name / f"{name}.ipynb", here / WORK_DIR / name / f"{name}.ipynb"]
+        candidates += [parent / name / f"{name}.ipynb" for parent in list(here.parents)[:2]]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"No notebook for {str(target)!r} (looked at {looked}). Pass the notebook's path, or a module "
+        f"name such as 00_notebook_thinking from work/ or the repository root."
+    )
+
+
+#: The project-local Jupyter configuration ``make lab`` uses: Validate on, instructor tools off.
+LAB_CONFIG_DIR = Path(".jupyter-course")
+
+
+@dataclass(frozen=True)
+class LabCommand:
+    """How to start the students' JupyterLab: see :func:`lab_command`."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+def lab_command(
+    root: Path,
+    work_dir: Path | None = None,
+    extra_args: Sequence[str] = (),
+    environ: dict[str, str] | None = None,
+) -> LabCommand:
+    """The command line, environment and folder that start the students' JupyterLab.
+
+    Decided from where it runs, so that no flag has to be remembered: as root (containers,
+    Codespaces) the server needs ``allow_root``; without a display (no ``DISPLAY``,
+    ``WAYLAND_DISPLAY`` or ``BROWSER`` on Linux) there is no browser to open. The environment puts
+    this interpreter's ``bin/`` first on ``PATH``, so that ``mlsys-lab`` and ``python`` in
+    JupyterLab's terminal are the project's (``.jupyter-course/`` makes that terminal a non-login
+    shell, which keeps the inherited ``PATH`` instead of resetting it from ``/etc/profile``).
+
+    Parameters
+    ----------
+    root : Path
+        The repository root (holds ``.jupyter-course/``).
+    work_dir : Path, optional
+        JupyterLab's root folder; ``root/work`` by default.
+    extra_args : sequence of str
+        More ``jupyter lab`` arguments (``--ServerApp.port=8889``); they come last and win.
+    environ : dict, optional
+        The environment to start from; ``os.environ`` by default.
+
+    Returns
+    -------
+    LabCommand
+        ``argv``, ``env`` and ``cwd`` (the work folder: a terminal opened without a folder starts
+        there, and JupyterLab's relative terminal folders resolve from it).
+    """
+    root = Path(root).resolve()
+    work = Path(work_dir).resolve() if work_dir is not None else root / WORK_DIR
+    env = dict(os.environ if environ is None else environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)])
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        [str(root / LAB_CONFIG_DIR), *(p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p)]
+    )
+    argv = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "lab",
+        f"--ServerApp.root_dir={work}",
+        "--ServerApp.ip=127.0.0.1",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--ServerApp.allow_root=True")
+    has_display = any(env.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"))
+    if sys.platform.startswith("linux") and not has_display:
+        argv.append("--ServerApp.open_browser=False")
+    return LabCommand(argv=[*argv, *extra_args], env=env, cwd=work)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -512,6 +836,167 @@ def _first_error_line(raw_error: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# nbgrader plug-ins: quiet autograde, feedback that gives nothing away (registered in nbgrader_config.py)
+# --------------------------------------------------------------------------------------------------
+
+_HIDDEN_TESTS_NOTE = "# (hidden tests: not shown in feedback)"
+_MATHJAX_SCRIPT = re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*mathjax[^\"]*\"[^>]*>\s*</script>", re.IGNORECASE)
+
+
+def _remove_hidden_tests(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
+    """``source`` without its hidden-test regions (delimiter lines included), a note in their place."""
+    lines, hidden = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            hidden = True
+            lines.append(_HIDDEN_TESTS_NOTE)
+        elif end in line:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _redactions(course_root: str | None) -> list[tuple[str, str]]:
+    """Absolute paths of the instructor's machine and what each becomes in feedback, longest first."""
+    places = {
+        str(Path.cwd().resolve()): "<course>",  # nbgrader runs in the course directory
+        str(Path(sys.prefix).resolve()): "<python>",
+        str(Path(sys.base_prefix).resolve()): "<python>",
+        str(Path.home()): "~",
+    }
+    if course_root:
+        places[str(Path(course_root).resolve())] = "<course>"
+        places[str(Path(course_root))] = "<course>"
+    return sorted(((path, label) for path, label in places.items() if len(path) > 1), key=lambda x: -len(x[0]))
+
+
+def _redact(text: str, redactions: list[tuple[str, str]]) -> str:
+    for path, label in redactions:
+        text = text.replace(path, label)
+    return text
+
+
+def _sanitize_feedback_notebook(nb: Any, course_root: str | None = None) -> Any:
+    """What :class:`SanitizeFeedback` does, on a notebook node: see there."""
+    redactions = _redactions(course_root)
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            # nbgrader's template already heads the cell with its grade_id and score.
+            cell.source = _remove_hidden_tests(cell.source)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                # One readable line: the checker's message says what was expected, what came back
+                # and the hint; the frames below it are nbgrader's and the checker's internals.
+                ename, evalue = output.get("ename", "Error"), _redact(str(output.get("evalue", "")), redactions)
+                output["evalue"] = evalue
+                output["traceback"] = [f"{ename}: {evalue}"]
+            elif output.get("output_type") == "stream":
+                output["text"] = _redact(output.get("text", ""), redactions)
+            for mime, value in dict(output.get("data", {})).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    if isinstance(value, str):
+                        output["data"][mime] = _redact(value, redactions)
+                    elif isinstance(value, list):
+                        output["data"][mime] = [_redact(str(v), redactions) for v in value]
+    return nb
+
+
+#: nbgrader plug-ins by name, built on first use: they subclass nbgrader and nbconvert classes, whose
+#: import takes seconds, and ``import mlsys_lab.course`` must stay cheap (the CLI imports it).
+_PLUGINS: dict[str, type] = {}
+
+
+def _build_plugins() -> dict[str, type]:
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import Preprocessor
+    from nbgrader.api import MissingEntry
+    from nbgrader.preprocessors import OverwriteCells
+    from traitlets import Bool
+
+    class SanitizeFeedback(Preprocessor):
+        """nbgrader feedback preprocessor: give students their scores, never the hidden tests.
+
+        ``nbgrader generate_feedback`` renders the autograded notebook, in which autograde restored the
+        instructor's test cells: the HTML would hand every later cohort the hidden tests, long tracebacks
+        into :mod:`mlsys_lab.grading`, and the instructor's absolute paths. This keeps, per test cell,
+        its ``grade_id`` and score (nbgrader's template shows them), the visible tests the student
+        already had, and the one-line failure message; hidden-test regions become a note; every
+        traceback becomes its last line; absolute paths of the course directory, the Python
+        environment and the home folder become ``<course>``, ``<python>`` and ``~`` in every output.
+        Registered on ``c.GenerateFeedback.preprocessors``.
+        """
+
+        enabled = Bool(True, help="Sanitize feedback (on whenever nbgrader's configuration lists it).").tag(config=True)
+
+        def preprocess(self, nb: Any, resources: Any) -> tuple[Any, Any]:
+            """Sanitize every cell of ``nb`` (see the class docstring)."""
+            root = self.config.CourseDirectory.get("root") if "CourseDirectory" in self.config else None
+            return _sanitize_feedback_notebook(nb, str(root) if root else None), resources
+
+    class OfflineFeedbackExporter(HTMLExporter):
+        """nbgrader's feedback HTML without the MathJax script it loads from the internet.
+
+        nbgrader's feedback template calls nbconvert's ``mathjax()`` macro with its CDN default, so the
+        exporter's ``mathjax_url`` is ignored; the page is handed to students offline, where that script
+        only stalls. Formulas stay readable as their TeX source. Set as ``c.GenerateFeedback.exporter_class``.
+        """
+
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> tuple[Any, Any]:
+            """Render as nbgrader's feedback exporter does, then drop the remote MathJax script."""
+            output, resources = super().from_notebook_node(nb, resources=resources, **kw)
+            return _MATHJAX_SCRIPT.sub("<!-- MathJax not loaded: feedback is read offline -->", output), resources
+
+    class RestoreHiddenTests(OverwriteCells):
+        """nbgrader's OverwriteCells, quiet about the one change every submission carries.
+
+        A released test cell lacks its hidden tests, so its checksum never matches the instructor's
+        cell and nbgrader warns ``Attribute 'checksum' for cell ... has changed!`` for every hidden-test
+        cell of every student before restoring it: the expected case drowns a real edit. This logs the
+        expected restore at DEBUG and keeps nbgrader's warning for a test cell that a student edited.
+        Registered in place of OverwriteCells on ``c.Autograde.sanitize_preprocessors``.
+        """
+
+        def preprocess_cell(self, cell: Any, resources: Any, cell_index: int) -> tuple[Any, Any]:
+            """Remember whether ``cell`` is exactly what was released, then let nbgrader overwrite it."""
+            self._as_released = False
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id is not None:
+                try:
+                    source = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id).source
+                except MissingEntry:
+                    source = None
+                if source is not None and "BEGIN HIDDEN TESTS" in source:
+                    released = [line for line in _remove_hidden_tests(source).split("\n") if line != _HIDDEN_TESTS_NOTE]
+                    self._as_released = cell.source.strip() == "\n".join(released).strip()
+            return super().preprocess_cell(cell, resources, cell_index)
+
+        def report_change(self, name: str, attr: str, old: Any, new: Any) -> None:
+            """Warn as nbgrader does, except for restoring hidden tests in an unedited released cell."""
+            if attr == "checksum" and getattr(self, "_as_released", False):
+                self.log.debug("Restoring the hidden tests of %s (released without them).", name)
+                return
+            super().report_change(name, attr, old, new)
+
+    return {
+        "SanitizeFeedback": SanitizeFeedback,
+        "OfflineFeedbackExporter": OfflineFeedbackExporter,
+        "RestoreHiddenTests": RestoreHiddenTests,
+    }
+
+
+def __getattr__(name: str) -> type:
+    """Build the nbgrader plug-ins (``SanitizeFeedback``, ``OfflineFeedbackExporter``,
+    ``RestoreHiddenTests``) when nbgrader's configuration first names them."""
+    if name in ("SanitizeFeedback", "OfflineFeedbackExporter", "RestoreHiddenTests"):
+        if not _PLUGINS:
+            _PLUGINS.update(_build_plugins())
+        return _PLUGINS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
 # Reading grades
 # --------------------------------------------------------------------------------------------------
 
@@ -596,3 +1081,48 @@ def gradebook_scores(db_url_or_path: str | Path, assignment: str) -> pd.DataFram
                     )
     frame = pd.DataFrame(rows, columns=GRADE_COLUMNS)
     return frame.sort_values(["student", "notebook", "grade_id"], ignore_index=True)
+
+
+def grades_report(db_url_or_path: str | Path, assignment: str) -> str:
+    """The whole per-cell table of an assignment and a total per student, pending points stated.
+
+    ``nbgrader export`` writes totals in which an ungraded written answer counts as zero, and a
+    printed DataFrame hides rows behind ``...``; this prints every row. A cell waiting for a person
+    shows ``pending`` instead of a score, and each student's total says how many points are pending,
+    so feedback is not handed back before the written answers are graded.
+
+    Parameters
+    ----------
+    db_url_or_path : str or Path
+        The gradebook, as for :func:`gradebook_scores`.
+    assignment : str
+        The assignment name.
+
+    Returns
+    -------
+    str
+        The table, a blank line, then one total line per student.
+
+    Raises
+    ------
+    FileNotFoundError, KeyError
+        As :func:`gradebook_scores`.
+    """
+    frame = gradebook_scores(db_url_or_path, assignment)
+    if frame.empty:
+        return f"No graded submissions for {assignment} yet: run `nbgrader autograde {assignment}` first."
+    # A person's score overrides the autograder's; nbgrader's own rule (Grade.score).
+    score = frame["manual_score"].where(frame["manual_score"].notna(), frame["auto_score"])
+    pending = frame["needs_manual_grade"].astype(bool)
+    table = frame[["student", "notebook", "grade_id", "cell_type", "max_score"]].copy()
+    table.insert(4, "score", [("pending" if p else f"{s:g}") for s, p in zip(score.fillna(0), pending, strict=True)])
+    table["max_score"] = [f"{value:g}" for value in frame["max_score"]]
+    table["failed_tests"] = frame["failed_tests"].fillna("")
+    lines = [table.to_string(index=False), ""]
+    for student, rows in table.groupby("student", sort=True):
+        done = score[rows.index][~pending[rows.index]].fillna(0).sum()
+        waiting = frame.loc[rows.index, "max_score"][pending[rows.index]].sum()
+        total = frame.loc[rows.index, "max_score"].sum()
+        state = f"{waiting:g} point(s) pending manual grading" if waiting else "final"
+        lines.append(f"{student}: {done:g} / {total:g} ({state})")
+    return "\n".join(lines)

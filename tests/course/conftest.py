@@ -9,11 +9,17 @@ pair of ``mlsys-lab validate`` runs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import traceback
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,3 +288,81 @@ def is_manual_cell(cell: nbformat.NotebookNode) -> bool:
 
 def graded_ids(nb: nbformat.NotebookNode, predicate: object) -> list[str]:
     return [str(nbgrader_meta(cell)["grade_id"]) for cell in nb.cells if predicate(cell)]  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------------------------------
+# The student's JupyterLab, started the way `make lab` starts it
+# --------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """GET ``url``: (status, body), status 0 when nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+    except (urllib.error.URLError, ConnectionError):  # not listening yet
+        return 0, ""
+
+
+@dataclass(frozen=True)
+class StudentLab:
+    """A running ``mlsys-lab lab`` server."""
+
+    url: str
+    work_dir: Path
+    log: Path
+    launch_output: str
+
+
+@contextmanager
+def student_lab(tmp: Path) -> Iterator[StudentLab]:
+    """Run ``mlsys-lab lab`` (what ``make lab`` runs) on loopback, as a student's machine would.
+
+    Nothing makes it easy for the server: no flag for root, no DISPLAY or BROWSER, and a PATH
+    without the project's environment, as in a fresh container shell. Only the port and an empty
+    token (no login page; loopback only) are added. ``work/`` is a temporary folder, never the
+    repository's, so a student's real answers are never touched by a test.
+    """
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "VIRTUAL_ENV", "JUPYTER_CONFIG_PATH")
+    }
+    env |= {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "JUPYTER_CONFIG_DIR": str(tmp / "empty-user-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+    }
+    work = tmp / "work"
+    log = tmp / "lab.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [str(console_script("mlsys-lab")), "lab", "--root", str(REPO_ROOT), "--work-dir", str(work),
+             f"--ServerApp.port={port}", "--IdentityProvider.token="],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while http_get(f"{base}/api/status")[0] != 200:
+                assert server.poll() is None, f"`mlsys-lab lab` exited early:\n{log.read_text()}"
+                assert time.monotonic() < deadline, f"JupyterLab did not answer within 120 s:\n{log.read_text()}"
+                time.sleep(0.5)
+            yield StudentLab(url=base, work_dir=work, log=log, launch_output=log.read_text())
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=30)

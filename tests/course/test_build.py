@@ -12,7 +12,10 @@ from mlsys_lab import course
 
 from .conftest import ASSIGNMENTS, REPO_ROOT, RUN_OUTPUTS
 
-FIX = "Run `make notebooks` (mlsys-lab notebooks) and commit notebooks/ and solutions/."
+FIX = (
+    "If you changed assignments/source/, run `make notebooks` (it refuses to overwrite a generated file "
+    "someone edited, so answers typed into notebooks/ are never lost) and commit notebooks/ and solutions/."
+)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -46,24 +49,32 @@ def test_committed_notebooks_are_fresh(assignment: str, kind: str, regenerated: 
 def test_rebuild_is_byte_stable_and_removes_stale_files(
     assignment: str, regenerated: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """A second build changes no byte and no mtime, and deletes files that are not generated."""
+    """A second build changes no byte and no mtime, and deletes files an older build wrote."""
     folders = [regenerated / kind / assignment for kind in ("notebooks", "solutions")]
     before = {folder: _files(folder) for folder in folders}
     mtimes = {p: p.stat().st_mtime_ns for folder in folders for p in folder.rglob("*") if p.is_file()}
-    stale = folders[0] / "stale_leftover.txt"
-    stale.write_text("left by an older build\n")
 
     course.build_course(regenerated, [assignment])
 
     leaked = capfd.readouterr().err
     assert leaked == "", f"build_course wrote to stderr on success; expected silence. It wrote:\n{leaked[:2000]}"
-    assert not stale.exists(), f"build_course left {stale.name} in notebooks/{assignment}/; expected it removed."
     for folder in folders:
         after = _files(folder)
         changed = sorted(n for n in after.keys() | before[folder].keys() if after.get(n) != before[folder].get(n))
         assert not changed, f"A second build changed {changed} in {folder.name}; expected identical bytes."
     touched = sorted(str(p) for p, ns in mtimes.items() if p.stat().st_mtime_ns != ns)
     assert not touched, f"A second build rewrote unchanged files {touched}; expected them left alone."
+
+    # A file beside the source ships to students; once it is gone from the source, the next build
+    # removes the copy an older build wrote.
+    shipped = regenerated / course.SOURCE_DIR / assignment / "stale_leftover.txt"
+    shipped.write_text("shipped by an older build\n")
+    course.build_course(regenerated, [assignment])
+    stale = folders[0] / shipped.name
+    assert stale.is_file(), f"a file beside the source notebook was not shipped to notebooks/{assignment}/"
+    shipped.unlink()
+    course.build_course(regenerated, [assignment])
+    assert not stale.exists(), f"build_course left {stale.name} in notebooks/{assignment}/; expected it removed."
 
 
 def test_no_generated_folder_without_source() -> None:
