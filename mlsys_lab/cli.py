@@ -68,12 +68,14 @@ def demo(
         raise typer.Exit(code=1) from None
     typer.echo(format_report(report))
     if report.deployment is None:
-        typer.echo(
-            f"demo failed: no candidate met the selection rule ({report.selection.constraints.describe()}), so "
-            "nothing was deployed.\nWhat to do: read the verdicts above; on a busy machine close other work or "
-            "raise the latency budget (`mlsys-lab demo --latency-budget-ms 10`).",
-            err=True,
-        )
+        if report.selection.chosen is None:
+            what_to_do = (
+                "read the verdicts above; on a busy machine close other work or raise the latency budget "
+                "(`mlsys-lab demo --latency-budget-ms 10`)."
+            )
+        else:
+            what_to_do = "run the demo on a longer preset (`mlsys-lab demo --preset small`)."
+        typer.echo(f"demo failed: {report.not_deployed}, so nothing was deployed.\nWhat to do: {what_to_do}", err=True)
         raise typer.Exit(code=1)
     if report.deployment.unlogged:
         typer.echo(
@@ -96,6 +98,14 @@ def train(
     preset: Preset = "small",
     seed: Seed = 0,
     experiment: Annotated[str, typer.Option(help="MLflow experiment the run is tracked in.")] = "cli",
+    validation_folds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Validation folds before the test period; the threshold is chosen on the newest. "
+            "0 chooses it on the test period: such a run cannot be registered.",
+        ),
+    ] = 3,
 ) -> None:
     """Train one model on a simulated preset, track it (store: MLSYS_LAB_TRACKING_DIR) and print its run id.
 
@@ -124,12 +134,19 @@ def train(
             params=params,  # type: ignore[arg-type]  # values checked by TrainingConfig
             split=TimeSplit.ending_at(sim_config.n_days),
             random_state=seed,
-            validation_folds=0,
+            validation_folds=validation_folds,
         )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     frame = feature_frame(data.simulate(sim_config).transactions)
-    run = train_model(config, frame, tracker=Tracker(TrackingSettings(experiment=experiment)))
+    try:
+        run = train_model(config, frame, tracker=Tracker(TrackingSettings(experiment=experiment)))
+    except ValueError as exc:  # e.g. the folds do not fit in the preset's days
+        raise typer.BadParameter(
+            f"{exc} (preset {preset!r} has {sim_config.n_days} days): "
+            "use fewer --validation-folds or a longer --preset",
+            param_hint="--validation-folds",
+        ) from None
     typer.echo(f"trained {config.name}: test AP {run.test_metrics['average_precision']:.3f}")
     typer.echo(f"run id {run.run_id}  (next: mlsys-lab register {run.run_id})")
 
@@ -254,10 +271,11 @@ Why = Annotated[str, typer.Option("--why", help="Why (kept in the alias history)
 def register(run_id: Annotated[str, typer.Argument(help="The MLflow run id of a tracked training run.")]) -> None:
     """Register a tracked run as a new version of the fraud-detector model (store: MLSYS_LAB_TRACKING_DIR)."""
     from mlsys_lab.deployment.registry import IntegrityError, Registry, RegistryError
+    from mlsys_lab.training import NotRegistrable
 
     try:
         info = Registry().register(run_id)
-    except (RegistryError, IntegrityError) as exc:
+    except (RegistryError, IntegrityError, NotRegistrable) as exc:  # exit code 2, the message names RUN_ID
         raise typer.BadParameter(str(exc), param_hint="RUN_ID") from None
     typer.echo(f"registered run {run_id} as version {info.version} (sha256 {info.sha256})")
 

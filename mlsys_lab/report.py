@@ -1,8 +1,9 @@
 """The demo's printout: the report :func:`mlsys_lab.demo.run_demo` returns, as text.
 
-Formatting only: every number comes from the report. The trade-off table shows the columns the
-training layer measured, read from the table itself (latency columns are whatever it names them,
-``p50_...``/``p99_...``), so a renamed measurement needs no change here.
+Formatting only: every number comes from the report. The trade-off table prints per-call latency
+as the selection rule decides on it, CPU time (``p50_cpu_ms``, ``p99_cpu_ms``: stable when the
+machine is busy), with the wall-clock p99 on this machine now (``p99_wall_ms``) beside it, and
+headers that say which is which.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def format_report(report: DemoReport) -> str:
         *(
             format_deployment(report.deployment, secs["deploy"])
             if report.deployment is not None
-            else ["== Deployment: no candidate met the rule, so nothing was deployed"]
+            else [f"== Deployment: nothing was deployed: {report.not_deployed or 'no candidate was chosen'}"]
         ),
     ]
     return "\n".join(lines)
@@ -78,15 +79,18 @@ _TRADEOFF_COLUMNS = (
 )
 
 
-def _latency_columns(table: pd.DataFrame) -> list[str]:
-    """The table's per-call latency columns (``p50_*_ms``, ``p99_*_ms``, ...), in the table's order."""
-    return [c for c in table.columns if c.startswith("p") and c.endswith("_ms") and c[1:3].isdigit()]
+#: Per-call latency columns, printed after the fit time: CPU time (what the rule decides on), then wall time.
+_LATENCY_COLUMNS = (
+    ("p50_cpu_ms", "p50 CPU ms", "{:.2f}"),
+    ("p99_cpu_ms", "p99 CPU ms", "{:.2f}"),
+    ("p99_wall_ms", "p99 wall ms", "{:.2f}"),
+)
 
 
 def tradeoff_columns(table: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """What the printed trade-off table shows: the known columns present, latency columns after fit time."""
+    """The printed trade-off table's (column, header, format): known columns present, latency after fit time."""
     known = [c for c in _TRADEOFF_COLUMNS if c[0] in table.columns]
-    latency = [(c, c, "{:.2f}") for c in _latency_columns(table)]
+    latency = [c for c in _LATENCY_COLUMNS if c[0] in table.columns]
     at = next((i + 1 for i, c in enumerate(known) if c[0] == "fit_seconds"), len(known))
     return [*known[:at], *latency, *known[at:]]
 
@@ -106,7 +110,8 @@ def format_tradeoff(report: DemoReport) -> list[str]:
             if folds
             else "data too short for validation folds, so selection uses the test period (optimistic); "
         )
-        + "latency: one NumPy row per call, one thread, measured here (columns named for what they measure)",
+        + "latency: one NumPy row per call, one thread; CPU ms is the process's CPU time per call (the rule "
+        "decides on it: a busy machine does not move it), wall ms the clock time on this machine now",
         table.to_string(),
         "",
         report.selection.explain(),

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,11 +18,15 @@ from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import LOOPBACK, free_port
 from mlsys_lab.report import format_report, tradeoff_columns
-from mlsys_lab.training import TrackingSettings, runs_table
+from mlsys_lab.training import TrackingSettings, runs_table, select_model
 
 #: A latency budget no machine misses: what these tests check must not depend on how busy it is
 #: (whether the default 5 ms budget holds under load is the training layer's test).
 ANY_SPEED = with_latency_budget(DEMO_CONSTRAINTS, 1e6)
+#: The same rule preferring the smallest artifact: its choice depends on nothing timed, so two runs must agree.
+BY_SIZE = replace(ANY_SPEED, prefer=("artifact_mb",))
+#: The trade-off table's columns that decide the selection and are not timings.
+DECIDING = ["val_ap_mean", "val_ap_std", "test_ap", "test_cp_at_k", "threshold", "test_daily_cost", "artifact_mb"]
 
 CLI = Path(sys.executable).with_name("mlsys-lab")
 
@@ -43,7 +48,8 @@ def tracking(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_report(tracking):
-    # small, not tiny: tiny's 30 days leave the 30-day windows truncated and only a handful of test frauds.
+    # The one full in-process run of this module, deployment included. small, not tiny: tiny's 30
+    # days leave no room for validation folds (so nothing registrable) and only a handful of test frauds.
     return run_demo("small", random_state=0, tracking=tracking, constraints=ANY_SPEED)
 
 
@@ -95,7 +101,7 @@ def test_demo_names_a_chosen_model_that_meets_its_constraints(small_report):
     assert small_report.validation_folds == 3
     assert selection.chosen is not None, selection.explain()
     row = table.loc[selection.chosen]
-    assert row["val_ap_mean"] >= table["val_ap_mean"].max() - DEMO_CONSTRAINTS.ap_within_best
+    assert row["val_ap_mean"] >= table["val_ap_mean"].max() - DEMO_CONSTRAINTS.quality_within_best
     assert row["artifact_mb"] <= DEMO_CONSTRAINTS.max_artifact_mb
     assert selection.verdicts.loc[selection.chosen, "accepted"]
     # Every rejected candidate says which constraint it broke.
@@ -162,16 +168,20 @@ def test_demo_stops_its_server(small_report):
     assert_nothing_listens(deployment.url)
 
 
-@pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
-def test_demo_is_reproducible(tmp_path):
-    settings = TrackingSettings(root=tmp_path / "runs")
-    first, second = (
-        run_demo("tiny", random_state=3, tracking=settings, constraints=ANY_SPEED),
-        run_demo("tiny", random_state=3, tracking=settings, constraints=ANY_SPEED),
+@pytest.mark.slow  # trains and measures the candidate grid again, without deploying (about 30-60 s)
+def test_demo_is_reproducible(small_report, tmp_path):
+    # A second run, into a store of its own and without the deployment: what decides must not move.
+    again = run_demo(
+        "small", random_state=0, tracking=TrackingSettings(root=tmp_path / "runs"), constraints=ANY_SPEED, deploy=False
     )
-    pd.testing.assert_frame_equal(first.metrics, second.metrics)
-    quality = ["test_ap", "test_cp_at_k", "threshold", "test_daily_cost"]
-    pd.testing.assert_frame_equal(first.tradeoff[quality], second.tradeoff[quality])
+    assert again.deployment is None and "skipped" in again.not_deployed
+    pd.testing.assert_frame_equal(small_report.metrics, again.metrics)
+    pd.testing.assert_frame_equal(small_report.tradeoff[DECIDING], again.tradeoff[DECIDING])
+    # Under a rule that ignores speed, acceptance depends only on these columns: same verdicts, same choice.
+    first, second = small_report.selection.verdicts["accepted"], again.selection.verdicts["accepted"]
+    pd.testing.assert_series_equal(first, second)
+    chosen = select_model(small_report.tradeoff, BY_SIZE).chosen
+    assert chosen is not None and chosen == select_model(again.tradeoff, BY_SIZE).chosen
 
 
 @pytest.mark.slow  # the whole main job on its default preset (about 50 s)
@@ -201,10 +211,10 @@ def test_cli_demo_exits_1_and_says_what_to_do_when_nothing_is_deployed(tmp_path)
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow  # simulates tiny, trains one model and registers it (about 10 s)
+@pytest.mark.slow  # simulates small and tiny, trains three models and registers them (about 20-40 s)
 def test_cli_train_prints_a_run_id_that_register_takes(tmp_path):
     env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
-    trained = run_cli("train", "--family", "decision_tree", "--param", "max_depth=3", "--preset", "tiny", env=env)
+    trained = run_cli("train", "--family", "decision_tree", "--param", "max_depth=3", "--preset", "small", env=env)
     assert trained.returncode == 0, trained.stderr
     run_id = re.search(r"run id ([0-9a-f]{32})", trained.stdout)
     assert run_id is not None, trained.stdout
@@ -213,6 +223,24 @@ def test_cli_train_prints_a_run_id_that_register_takes(tmp_path):
     assert "as version 1" in registered.stdout
     bad = run_cli("train", "--param", "max_depth", "--preset", "tiny", env=env)
     assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr
+
+
+@pytest.mark.slow  # simulates tiny twice and trains one model (about 10-20 s)
+def test_cli_register_refuses_a_test_period_threshold_naming_run_id(tmp_path):
+    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
+    # tiny's 30 days hold no validation fold: the default refuses, saying what to change.
+    too_short = run_cli("train", "--preset", "tiny", env=env)
+    assert too_short.returncode == 2 and "--validation-folds" in too_short.stderr, too_short.stderr
+    assert "Traceback" not in too_short.stderr
+    trained = run_cli("train", "--preset", "tiny", "--validation-folds", "0", env=env)
+    assert trained.returncode == 0, trained.stderr
+    run_id = re.search(r"run id ([0-9a-f]{32})", trained.stdout)
+    assert run_id is not None, trained.stdout
+    refused = run_cli("register", run_id.group(1), env=env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    flat = " ".join(refused.stderr.replace("│", " ").split())  # typer wraps the message in a box
+    assert "RUN_ID" in flat and "test period" in flat and "validation_folds" in flat, refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 @pytest.mark.slow  # starts the real server (a few seconds)

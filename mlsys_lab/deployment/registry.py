@@ -28,7 +28,9 @@ The trust boundary
     joblib files are pickles, and unpickling runs code chosen by whoever wrote the file. So
     :meth:`Registry.load` reads the artifact's bytes once, computes their sha256, compares it with
     the sha256 the registry recorded and, only if they match, unpickles *those same bytes* from
-    memory (never the file a second time, which could have changed in between). A missing,
+    memory (never the file a second time, which could have changed in between). This is the
+    training layer's one verify-then-load path, :func:`mlsys_lab.training.artifact.verified_bytes`,
+    and its one :class:`IntegrityError` (re-exported here: the same class). A missing,
     truncated, flipped or replaced file raises :class:`IntegrityError` and nothing is unpickled; a
     service that is already running keeps serving the model it has.
 
@@ -40,12 +42,19 @@ The trust boundary
     us load, and so run, anything. Guard the tracking root like code: same owner as the service,
     not writable by others, backed up. The artifacts folder may sit on less trusted storage.
 
+Registration contract
+    :meth:`Registry.register` first asks :func:`~mlsys_lab.training.check_registrable_record`
+    whether the run may reach production: a threshold chosen on the test period
+    (``validation_folds=0``) or not a number in ``[0, 1]`` raises
+    :class:`~mlsys_lab.training.NotRegistrable`, saying why and how to fix it, and nothing is written.
+
 Quiet and thread-safe
-    Every MLflow call runs inside :func:`~mlsys_lab.training.tracking.quiet_mlflow`, so nothing
-    reaches stderr. ``quiet_mlflow`` swaps ``sys.stderr`` for the whole process, which two threads
-    must not do at once, so the registry's MLflow calls hold one lock; hashing and unpickling run
-    outside it. :meth:`Registry.load` changes no shared state: an admin endpoint may call it while
-    requests are served, and swap the returned :class:`LoadedModel` in when it succeeds.
+    MLflow's logging is configured once (:func:`~mlsys_lab.training.tracking.configure_mlflow`,
+    which :func:`~mlsys_lab.training.tracking.quiet_mlflow` ensures), so nothing reaches stderr and
+    no call swaps ``sys.stderr``: threads need no lock around MLflow calls. Only the first use of the
+    client (which creates the store's tables) is serialised. :meth:`Registry.load` changes no shared
+    state: an admin endpoint may call it while requests are served, and swap the returned
+    :class:`LoadedModel` in when it succeeds.
 
 Examples
 --------
@@ -57,7 +66,6 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import logging
@@ -77,6 +85,8 @@ import sqlalchemy as sa
 from sklearn.pipeline import Pipeline
 
 from mlsys_lab.deployment.decision_log import configure_sqlite, write_transaction
+from mlsys_lab.training.artifact import IntegrityError, verified_bytes
+from mlsys_lab.training.run import check_registrable_record
 from mlsys_lab.training.tracking import Tracker, TrackingSettings, quiet_mlflow
 
 if TYPE_CHECKING:
@@ -115,9 +125,6 @@ _TAG_SCHEMA = "request_schema_version"
 _TAG_METRICS = "metrics"
 _REQUIRED_TAGS = (_TAG_SHA256, _TAG_MODEL_FILE, _TAG_FINGERPRINT, _TAG_FEATURES, _TAG_THRESHOLD, _TAG_SCHEMA)
 
-# quiet_mlflow swaps sys.stderr process-wide; two threads doing it at once could leave it swapped.
-_MLFLOW_LOCK = threading.RLock()
-
 _metadata = sa.MetaData()
 _alias_moves = sa.Table(
     "alias_moves",
@@ -132,10 +139,6 @@ _alias_moves = sa.Table(
     sa.Column("why", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),  # UTC, stored naive
 )
-
-
-class IntegrityError(RuntimeError):
-    """A model artifact is missing, or its bytes or metadata are not what the registry recorded."""
 
 
 class RegistryError(RuntimeError):
@@ -233,27 +236,11 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _verified_bytes(path: Path, expected: str, *, what: str) -> bytes:
-    """The file's bytes, read once, if their sha256 is ``expected``; else :class:`IntegrityError`."""
-    fix = (
-        "Restore the file from a backup or retrain and register a new version, and point the alias "
-        "elsewhere meanwhile (Registry.rollback or Registry.promote). Nothing was unpickled."
-    )
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise IntegrityError(f"{what}: artifact {path} is missing (expected sha256 {expected}). {fix}") from None
-    except OSError as error:
-        raise IntegrityError(
-            f"{what}: artifact {path} cannot be read ({error}; expected sha256 {expected}). {fix}"
-        ) from error
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise IntegrityError(
-            f"{what}: artifact {path} has sha256 {actual} but the registry expected {expected} "
-            f"({len(data)} bytes on disk): the file was corrupted, truncated or replaced after it was recorded. {fix}"
-        )
-    return data
+# What to do when a registered artifact fails its check (the message's last sentence).
+_LOAD_FIX = (
+    "Restore the file from a backup or retrain and register a new version, and point the alias "
+    "elsewhere meanwhile (Registry.rollback or Registry.promote). Nothing was unpickled."
+)
 
 
 class Registry:
@@ -284,10 +271,10 @@ class Registry:
 
     @contextmanager
     def _mlflow(self) -> Iterator[MlflowClient]:
-        with _MLFLOW_LOCK:
-            client = self._tracker.client  # creates the store on first use, quietly
-            with quiet_mlflow():
-                yield client
+        with self._init_lock:  # the first use creates the store's tables: once, not by two threads at once
+            client = self._tracker.client
+        with quiet_mlflow():
+            yield client
 
     def _history_engine(self) -> sa.Engine:
         with self._init_lock:
@@ -379,6 +366,9 @@ class Registry:
         ------
         RegistryError
             The run is unknown to this store, or was not tracked with a model.
+        NotRegistrable
+            The run's threshold was chosen on the test period (``validation_folds=0``) or is not a
+            number in ``[0, 1]`` (:func:`~mlsys_lab.training.check_registrable_record`); nothing is written.
         IntegrityError
             The run's model file is missing or no longer has the recorded sha256, or a given
             ``TrainedRun`` does not match the tracked record.
@@ -408,16 +398,18 @@ class Registry:
             raise RegistryError(
                 f"run {run_id} lacks {lacking}: only runs tracked by mlsys_lab.training.train can be registered"
             )
+        # Before anything is written, so a refused run leaves no trace: a test-period or non-finite threshold.
+        check_registrable_record(params, metrics, what=f"run {run_id}")
         sha256 = tags["model_sha256"]
         if not isinstance(run, str) and run.fingerprint != tags["data_fingerprint"]:
             raise IntegrityError(
                 f"run {run_id}: the TrainedRun's data fingerprint {run.fingerprint} differs from the tracked "
                 f"{tags['data_fingerprint']}: metadata mismatch; register the run id you tracked"
             )
-        with _MLFLOW_LOCK:
+        with self._mlflow():
             artifact_dir = self._tracker.artifact_dir(run_id)
         path = artifact_dir / tags["model_file"]
-        _verified_bytes(path, sha256, what=f"run {run_id} (not registered)")  # before anything is written
+        verified_bytes(path, sha256, what=f"run {run_id} (not registered)", fix=_LOAD_FIX)  # before anything is written
 
         with self._mlflow() as client:
             for existing in client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'"):
@@ -459,7 +451,7 @@ class Registry:
     def verify(self, ref: str | int) -> ModelVersionInfo:
         """Check a version's file against its recorded sha256 without unpickling; returns its record."""
         info = self.get(ref)
-        _verified_bytes(info.artifact_path, info.sha256, what=self._what(info))
+        verified_bytes(info.artifact_path, info.sha256, what=self._what(info), fix=_LOAD_FIX)
         return info
 
     def load(self, ref: str | int = CHAMPION) -> LoadedModel:
@@ -485,7 +477,7 @@ class Registry:
                 f"{run_sha256}: metadata mismatch, one of the two records was changed; nothing was unpickled. "
                 "Register the run again and point the alias at the new version"
             )
-        data = _verified_bytes(info.artifact_path, info.sha256, what=self._what(info))
+        data = verified_bytes(info.artifact_path, info.sha256, what=self._what(info), fix=_LOAD_FIX)
         # The bytes just hashed, not the file again: it could have changed since.
         pipeline = joblib.load(io.BytesIO(data))
         n_features = getattr(pipeline, "n_features_in_", len(info.features))

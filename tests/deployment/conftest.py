@@ -1,5 +1,9 @@
 """Shared fixtures: tiny simulated data and one tracking store with three tracked runs per session.
 
+The tracked runs must pass the registration contract (threshold chosen on validation, in [0, 1]),
+so they train on slightly larger data than ``tiny`` (``REGISTRABLE_DAYS`` days, two validation
+folds): the smallest on which all three configs below get a finite threshold from validation.
+
 MLflow's first use of a store creates its tables (seconds), so the store and the runs are made once;
 tests that need a registry of their own use a fresh model name on that store (``fresh_registry``).
 """
@@ -39,17 +43,32 @@ def tiny_frame(tiny_simulation: Simulation) -> pd.DataFrame:
     return feature_frame(tiny_simulation.transactions)
 
 
+REGISTRABLE_DAYS = 45
+
+
+def registrable_configs(n: int = 3) -> list[TrainingConfig]:
+    """Configs whose runs on ``registrable_frame`` pass the registration contract (different thresholds)."""
+    split = TimeSplit.ending_at(REGISTRABLE_DAYS)
+    configs = [
+        TrainingConfig(family="logistic_regression", split=split, validation_folds=2),
+        TrainingConfig(family="logistic_regression", params={"C": 0.01}, split=split, validation_folds=2),
+        TrainingConfig(family="decision_tree", params={"max_depth": 3}, split=split, validation_folds=2),
+    ]
+    return configs[:n]
+
+
 @pytest.fixture(scope="session")
-def tracked_store(tmp_path_factory: pytest.TempPathFactory, tiny_frame: pd.DataFrame) -> TrackedStore:
+def registrable_frame() -> pd.DataFrame:
+    """Enough days for two validation folds before the test period, so thresholds come from validation."""
+    config = preset("tiny", random_state=0, n_customers=500, n_terminals=1000, n_days=REGISTRABLE_DAYS)
+    return feature_frame(simulate(config).transactions)
+
+
+@pytest.fixture(scope="session")
+def tracked_store(tmp_path_factory: pytest.TempPathFactory, registrable_frame: pd.DataFrame) -> TrackedStore:
     settings = TrackingSettings(root=tmp_path_factory.mktemp("deployment-store"), experiment="deployment-tests")
     tracker = Tracker(settings)
-    split = TimeSplit.ending_at(30)
-    configs = [
-        TrainingConfig(family="logistic_regression", split=split, validation_folds=0),
-        TrainingConfig(family="logistic_regression", params={"C": 0.01}, split=split, validation_folds=0),
-        TrainingConfig(family="decision_tree", params={"max_depth": 3}, split=split, validation_folds=0),
-    ]
-    runs = tuple(train(config, tiny_frame, tracker=tracker) for config in configs)
+    runs = tuple(train(config, registrable_frame, tracker=tracker) for config in registrable_configs())
     assert len({tracker.client.get_run(r.run_id).data.tags["model_sha256"] for r in runs}) == 3
     return TrackedStore(settings=settings, tracker=tracker, runs=runs)
 

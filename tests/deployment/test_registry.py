@@ -101,6 +101,31 @@ def test_a_corrupt_artifact_is_refused_at_registration(fresh_registry, tracked_s
     assert fresh_registry.versions().empty, "nothing may be registered for a file that fails its check"
 
 
+def test_a_test_period_or_non_finite_threshold_is_refused_and_nothing_registered(
+    fresh_registry, tracked_store, registrable_frame
+):
+    from dataclasses import replace
+
+    from mlsys_lab.training import NotRegistrable, TrainingConfig, train
+
+    # A real tracked run whose threshold was chosen on the test period (validation_folds=0) ...
+    config = replace(tracked_store.runs[0].config, validation_folds=0)
+    assert isinstance(config, TrainingConfig)
+    on_test = train(config, registrable_frame, tracker=tracked_store.tracker)
+    assert on_test.threshold_source == "test"
+    # ... and one whose threshold is inf ("never alert"), tracked exactly as training would log it.
+    validated = tracked_store.runs[0]
+    never_alerts = replace(validated, threshold=replace(validated.threshold, threshold=float("inf")), run_id=None)
+    never_alerts = replace(never_alerts, run_id=tracked_store.tracker.log_run(never_alerts, run_name="never-alerts"))
+
+    with pytest.raises(NotRegistrable, match=rf"run {on_test.run_id} .*test period.*validation_folds >= 1"):
+        fresh_registry.register(on_test)
+    with pytest.raises(NotRegistrable, match=rf"run {never_alerts.run_id} .*not a number in \[0, 1\]"):
+        fresh_registry.register(never_alerts.run_id)
+    assert fresh_registry.versions().empty, "a refused run must leave no version behind"
+    assert fresh_registry.register(validated).version == 1, "the same store still registers a validated run"
+
+
 def test_promote_and_rollback_move_champion_and_history_says_who_when_why(fresh_registry, tracked_store):
     v1, v2, v3 = _registered(fresh_registry, tracked_store)
     before = dt.datetime.now(dt.UTC)

@@ -31,11 +31,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from mlsys_lab.data.split import TimeSplit
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import ServerProcess, run_server
-from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, train
+from mlsys_lab.training import Tracker, TrackingSettings, train
+
+from .conftest import registrable_configs
 
 pytestmark = pytest.mark.slow  # each test starts one or two servers (a few seconds each)
 
@@ -56,17 +57,14 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_frame: pd.DataFrame) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory, registrable_frame: pd.DataFrame) -> Store:
     # A store of its own: the server serves the default model name, which these tests move freely.
     tracking = TrackingSettings(root=tmp_path_factory.mktemp("live-registry"), experiment="live")
-    split = TimeSplit.ending_at(30)
-    configs = [
-        TrainingConfig(family="logistic_regression", split=split, validation_folds=0),
-        TrainingConfig(family="logistic_regression", params={"C": 0.01}, split=split, validation_folds=0),
-    ]
     tracker = Tracker(tracking)
     registry = Registry(tracking)
-    versions = [registry.register(train(config, tiny_frame, tracker=tracker)) for config in configs]
+    versions = [
+        registry.register(train(config, registrable_frame, tracker=tracker)) for config in registrable_configs(2)
+    ]
     registry.promote(versions[0].version, who="tests", why="first champion")
     thresholds = {info.version: info.threshold for info in versions}
     assert len(set(thresholds.values())) == 2, f"the two versions need different thresholds, got {thresholds}"

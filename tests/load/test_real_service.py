@@ -24,8 +24,10 @@ pytestmark = pytest.mark.slow
 
 def test_locust_against_mlsys_lab_serve_every_request_accepted_and_logged(tmp_path: Path) -> None:
     tracking = TrackingSettings(root=tmp_path / "mlflow", experiment="load-test")
-    frame = feature_frame(simulate(preset("tiny", random_state=0)).transactions)
-    config = TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(30), validation_folds=0)
+    frame = feature_frame(
+        simulate(preset("tiny", random_state=0, n_customers=500, n_terminals=1000, n_days=45)).transactions
+    )
+    config = TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(45), validation_folds=2)
     registry = Registry(tracking)
     info = registry.register(train(config, frame, tracker=Tracker(tracking)))
     registry.promote(info.version, who="tests", why="load test")
