@@ -279,7 +279,7 @@ def check_registrable_record(params: Mapping[str, str], metrics: Mapping[str, fl
     >>> try:
     ...     check_registrable_record({"threshold_source": "validation"}, {"threshold": float("inf")})
     ... except NotRegistrable as refused:
-    ...     print(str(refused)[:60])
+    ...     print(str(refused)[:59])
     run cannot be registered: its threshold inf is not a number
     """
     if "threshold_source" not in params or "threshold" not in metrics:
