@@ -85,6 +85,14 @@ def demo(
             err=True,
         )
         raise typer.Exit(code=1)
+    if report.load_failed:
+        typer.echo(
+            f"demo failed in the load step: {report.load_failed}.\nWhat to do: read locust's log and the server's "
+            f"output in {report.tracking.root / 'demo-load'}, check that nothing else loads this machine's "
+            "loopback, and run `mlsys-lab demo` again.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
 
 
 @app.command()

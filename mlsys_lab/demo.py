@@ -15,14 +15,19 @@ It grows with the course. So far it runs the data layer and a first model:
 7. deploy the chosen model: register its run, promote it to ``champion``, start the real service
    (``mlsys-lab serve``) on loopback, replay the history its features need in batches, score the
    simulation's last day one request at a time, send the fraud labels known by then, stop the
-   service, and summarise what the decision log holds (:func:`deploy_and_replay`).
+   service, and summarise what the decision log holds (:func:`deploy_and_replay`);
+8. put the champion under a short, bounded locust load at the 1M-requests-an-hour rate (a few
+   seconds, a few hundred requests, loopback only, a fresh decision log), and give the SLO verdict,
+   the server's CPU per request and the cost of 1M predictions at an example price (:func:`load_step`).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,6 +43,9 @@ from mlsys_lab.data.features import FEATURE_COLUMNS, TimeFlags, build_features
 from mlsys_lab.data.split import SECONDS_PER_DAY, TimeSplit, split_by_time
 from mlsys_lab.data.validation import validate
 from mlsys_lab.deployment.replay import HISTORY_DAYS, DeploymentReport, deploy_and_replay
+from mlsys_lab.deployment.server import run_server
+from mlsys_lab.deployment.settings import ENV_PREFIX
+from mlsys_lab.load import SLO, LoadResult, Verdict, capacity, check_slo, runner, scenarios
 from mlsys_lab.training import (
     Constraints,
     Selection,
@@ -53,6 +61,8 @@ __all__ = [
     "DEMO_CONSTRAINTS",
     "HISTORY_DAYS",
     "DemoReport",
+    "LoadStep",
+    "load_step",
     "run_demo",
     "with_latency_budget",
 ]
@@ -108,6 +118,8 @@ class DemoReport:
     validation_folds: int  # prequential folds per candidate (0 when the data is too short)
     deployment: DeploymentReport | None  # the chosen model served and fed a replayed day; None if not deployed
     not_deployed: str = ""  # why nothing was deployed ("" when something was)
+    load: LoadStep | None = None  # the short load test of the deployed champion; None if not run
+    load_failed: str = ""  # why the load step failed ("" when it ran and no request failed)
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -124,6 +136,65 @@ def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float]
     present = sorted(set(counts.index) | {1, 2, 3})
     per_scenario = {SCENARIO_NAMES.get(int(s), f"S{s}"): int(counts.get(s, 0)) for s in present}
     return summary, per_scenario
+
+
+#: The load step: 1M requests an hour (278/s) from 10 paced users for 4 s after a 1 s ramp-up (about 1,400
+#: requests, bounded), against a fresh decision log. Short on purpose: it shows the verdict, it is not the benchmark.
+DEMO_LOAD = scenarios.steady(10, 4.0, rate=round(scenarios.ONE_MILLION_AN_HOUR_RPS), ramp_up_s=1.0, name="1M/hour")
+#: The 1M/hour SLO over the short window after the ramp-up, with 10% slack on the rate (a 4 s window is noisy).
+DEMO_SLO = SLO(
+    latency_ms=50.0, latency_share=0.99, max_error_ratio=0.001, min_rps=250.0, min_duration_s=4.0, ramp_up_s=1.0
+)
+#: An example price per vCPU-hour for the cost line, not a claim about any provider: pass your own.
+DEMO_PRICE_PER_VCPU_HOUR = 0.04
+DEMO_LOAD_DIR = "demo-load"
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """What the demo's load step measured against the champion (``mlsys-lab serve`` on loopback)."""
+
+    result: LoadResult
+    verdict: Verdict
+    cpu_seconds_per_request: float  # the server's CPU time over the run / requests served
+    cost_per_million: float  # at ``price_per_vcpu_hour`` and 50% utilisation
+    price_per_vcpu_hour: float
+    run_dir: Path
+
+
+def load_step(
+    transactions: pd.DataFrame, tracking: TrackingSettings, *, price_per_vcpu_hour: float = DEMO_PRICE_PER_VCPU_HOUR
+) -> LoadStep:
+    """Serve the champion with a fresh decision log, load it with :data:`DEMO_LOAD`, judge by :data:`DEMO_SLO`.
+
+    The request bodies are the simulation's last days (fresh transaction ids for a fresh log);
+    locust runs as a subprocess (:func:`mlsys_lab.load.runner.run_locust`), its files and the
+    server's output under ``<tracking root>/demo-load``. Raises what the runner or the server
+    raise (RuntimeError, TimeoutError) when the test could not run at all.
+    """
+    folder = tracking.root / DEMO_LOAD_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh log: the previous demo's ids would be refused
+    folder.mkdir(parents=True)
+    recent = transactions[transactions["tx_time_days"] > transactions["tx_time_days"].max() - 2]
+    pool = scenarios.write_request_pool(folder / "requests.jsonl", recent, DEMO_LOAD.max_requests())
+    env = {
+        "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
+        f"{ENV_PREFIX}DECISION_LOG_URL": f"sqlite:///{folder / 'decisions.db'}",
+        f"{ENV_PREFIX}MODEL_ALIAS": "champion",
+    }
+    with run_server(env, output=folder / "server.log", wait_path="/ready") as server:
+        cpu_before = capacity.process_cpu_seconds(server.process.pid)
+        result = runner.run_locust(server.url, DEMO_LOAD, folder / "locust", pool=pool, timeout_s=60)
+        cpu_seconds = capacity.process_cpu_seconds(server.process.pid) - cpu_before
+    per_request = capacity.service_time_from_cpu(cpu_seconds, max(result.requests, 1))
+    return LoadStep(
+        result=result,
+        verdict=check_slo(result, DEMO_SLO),
+        cpu_seconds_per_request=per_request,
+        cost_per_million=capacity.cost_per_million(per_request, price_per_vcpu_hour, utilisation=0.5),
+        price_per_vcpu_hour=price_per_vcpu_hour,
+        run_dir=folder,
+    )
 
 
 #: The demo's experiment in the tracking store.
@@ -155,6 +226,7 @@ def run_demo(
     tracking: TrackingSettings | None = None,
     constraints: Constraints = DEMO_CONSTRAINTS,
     deploy: bool = True,
+    load: bool = True,
 ) -> DemoReport:
     """Run the data layer and the first models end to end, and measure them.
 
@@ -178,6 +250,10 @@ def run_demo(
     deploy
         Serve the chosen model and replay a day through it (module 03); ``False`` stops after the
         selection (cheaper, e.g. to check that the selection is reproducible).
+    load
+        After deploying, run the short load step (module 04, :func:`load_step`). A load test that
+        cannot run, or any failed request, sets ``load_failed``; a latency or throughput miss on a
+        busy laptop is reported in the verdict and is not a failure of the main job.
     """
     seconds: dict[str, float] = {}
     config = preset(preset_name, random_state=random_state)
@@ -262,6 +338,20 @@ def run_demo(
         clock = time.perf_counter()
         deployment = deploy_and_replay(transactions, runs[selection.chosen], why=selection.reason, tracking=settings)
         seconds["deploy"] = time.perf_counter() - clock
+    loaded, load_failed = None, ""
+    if deployment is not None and load:
+        clock = time.perf_counter()
+        try:
+            loaded = load_step(transactions, settings)
+        except (RuntimeError, TimeoutError) as exc:
+            load_failed = f"the load test could not run: {exc}"
+        else:
+            if loaded.result.requests == 0 or loaded.result.failure_count:
+                failures = ", ".join(f"{kind} {n:,}" for kind, n in sorted(loaded.result.failures.items()))
+                load_failed = (
+                    f"{loaded.result.failure_count:,} of {loaded.result.requests:,} requests failed ({failures})"
+                )
+        seconds["load"] = time.perf_counter() - clock
     return DemoReport(
         config,
         split,
@@ -277,4 +367,6 @@ def run_demo(
         folds,
         deployment,
         not_deployed,
+        load=loaded,
+        load_failed=load_failed,
     )

@@ -15,9 +15,9 @@ import pandas as pd
 from mlsys_lab.deployment.replay import DeploymentReport
 
 if TYPE_CHECKING:
-    from mlsys_lab.demo import DemoReport
+    from mlsys_lab.demo import DemoReport, LoadStep
 
-__all__ = ["format_deployment", "format_report", "format_tradeoff"]
+__all__ = ["format_deployment", "format_load", "format_report", "format_tradeoff"]
 
 
 def format_report(report: DemoReport) -> str:
@@ -60,6 +60,7 @@ def format_report(report: DemoReport) -> str:
             if report.deployment is not None
             else [f"== Deployment: nothing was deployed: {report.not_deployed or 'no candidate was chosen'}"]
         ),
+        *(["", *format_load(report.load, secs["load"])] if report.load is not None else []),
     ]
     return "\n".join(lines)
 
@@ -141,4 +142,18 @@ def format_deployment(report: DeploymentReport, seconds: float) -> list[str]:
         f"day {r.day}: {r.day_alerts} alerts (budget {r.alert_budget} a day), precision {r.day_precision:.2f}, "
         f"recall {r.day_recall:.2f} ({r.day_frauds} frauds)",
         f"Server stopped {r.server_stopped}; its output is in {r.server_log}, the decisions in {r.decision_log}",
+    ]
+
+
+def format_load(step: LoadStep, seconds: float) -> list[str]:
+    """The load step's printout: what was offered and served, the SLO table, CPU per request and the cost."""
+    r, window = step.result, step.result.window(step.verdict.slo.ramp_up_s).histogram
+    p50, p99 = (window.percentile(q) if window.total else float("nan") for q in (0.5, 0.99))
+    return [
+        f"== Load ({seconds:.1f} s): locust, {r.offered_rate or 0:,.0f} req/s offered (1M an hour) on {r.target}; "
+        f"{r.requests:,} requests, {r.rps:,.0f} req/s achieved; after the ramp-up p50 {p50:g} ms, p99 {p99:g} ms",
+        f"SLO verdict: {step.verdict}",
+        f"server CPU {step.cpu_seconds_per_request * 1000:.2f} ms per request: 1M predictions cost "
+        f"{step.cost_per_million:.4f} at {step.price_per_vcpu_hour:g} per vCPU-hour (example price), 50% utilisation",
+        f"locust's files and the server's output are in {step.run_dir}",
     ]
