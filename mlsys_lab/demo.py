@@ -15,7 +15,10 @@ It grows with the course. So far it runs the data layer and a first model:
 7. deploy the chosen model: register its run, promote it to ``champion``, start the real service
    (``mlsys-lab serve``) on loopback, replay the history its features need in batches, score the
    simulation's last day one request at a time, send the fraud labels known by then, stop the
-   service, and summarise what the decision log holds (:func:`deploy_and_replay`).
+   service, and summarise what the decision log holds (:func:`deploy_and_replay`);
+8. run the monitoring job over the logged decisions (drift, data quality, performance on the labels
+   known at the end of the replay, latency) and name the alerts that fired
+   (:func:`~mlsys_lab.monitoring.job.monitor_log`, what ``mlsys-lab monitor`` runs).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mlsys_lab.data.features import FEATURE_COLUMNS, TimeFlags, build_features
 from mlsys_lab.data.split import SECONDS_PER_DAY, TimeSplit, split_by_time
 from mlsys_lab.data.validation import validate
 from mlsys_lab.deployment.replay import HISTORY_DAYS, DeploymentReport, deploy_and_replay
+from mlsys_lab.monitoring.job import MonitoringReport, monitor_log
 from mlsys_lab.training import (
     Constraints,
     Selection,
@@ -108,6 +112,7 @@ class DemoReport:
     validation_folds: int  # prequential folds per candidate (0 when the data is too short)
     deployment: DeploymentReport | None  # the chosen model served and fed a replayed day; None if not deployed
     not_deployed: str = ""  # why nothing was deployed ("" when something was)
+    monitoring: MonitoringReport | None = None  # the monitoring job over the decision log; None if not deployed
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -247,7 +252,7 @@ def run_demo(
     selection = select_model(tradeoff, rule)
 
     # Module 03: the chosen model behind the real API, fed the last simulated day as live traffic.
-    deployment, not_deployed = None, ""
+    deployment, not_deployed, monitoring = None, "", None
     if selection.chosen is None:
         not_deployed = f"no candidate met the selection rule ({selection.constraints.describe()})"
     elif not folds:
@@ -262,6 +267,15 @@ def run_demo(
         clock = time.perf_counter()
         deployment = deploy_and_replay(transactions, runs[selection.chosen], why=selection.reason, tracking=settings)
         seconds["deploy"] = time.perf_counter() - clock
+        # Module 05: the monitoring job reads what the service logged, as `mlsys-lab monitor` does.
+        clock = time.perf_counter()
+        # The replay starts the service on an empty log, so its windows fill up over the history days:
+        # the reference is the last week before the replayed day, when they are (nearly) full.
+        logged_days = deployment.history_days[1] - deployment.history_days[0] + 2
+        monitoring = monitor_log(
+            f"sqlite:///{deployment.decision_log}", reference_days=7, skip_days=max(0, logged_days - 8)
+        )
+        seconds["monitor"] = time.perf_counter() - clock
     return DemoReport(
         config,
         split,
@@ -277,4 +291,5 @@ def run_demo(
         folds,
         deployment,
         not_deployed,
+        monitoring,
     )
