@@ -384,3 +384,7 @@ def grades(
 from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)
 
 app.add_typer(load_cli.app, name="load")
+
+from mlsys_lab.monitoring.cli import monitor as _monitor  # noqa: E402  (imports nothing heavy at import)
+
+app.command(name="monitor")(_monitor)

@@ -16,7 +16,10 @@ It grows with the course. So far it runs the data layer and a first model:
    (``mlsys-lab serve``) on loopback, replay the history its features need in batches, score the
    simulation's last day one request at a time, send the fraud labels known by then, stop the
    service, and summarise what the decision log holds (:func:`deploy_and_replay`);
-8. put the champion under a short, bounded locust load at the 1M-requests-an-hour rate (a few
+8. run the monitoring job over the logged decisions (drift, data quality, performance on the labels
+   known at the end of the replay, latency) and name the alerts that fired
+   (:func:`~mlsys_lab.monitoring.job.monitor_log`, what ``mlsys-lab monitor`` runs);
+9. put the champion under a short, bounded locust load at the 1M-requests-an-hour rate (a few
    seconds, a few hundred requests, loopback only, a fresh decision log), and give the SLO verdict,
    the server's CPU per request and the cost of 1M predictions at an example price (:func:`load_step`).
 """
@@ -46,6 +49,7 @@ from mlsys_lab.deployment.replay import HISTORY_DAYS, DeploymentReport, deploy_a
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.deployment.settings import ENV_PREFIX
 from mlsys_lab.load import SLO, LoadResult, Verdict, capacity, check_slo, runner, scenarios
+from mlsys_lab.monitoring.job import MonitoringReport, monitor_log
 from mlsys_lab.training import (
     Constraints,
     Selection,
@@ -120,6 +124,7 @@ class DemoReport:
     not_deployed: str = ""  # why nothing was deployed ("" when something was)
     load: LoadStep | None = None  # the short load test of the deployed champion; None if not run
     load_failed: str = ""  # why the load step failed ("" when it ran and no request failed)
+    monitoring: MonitoringReport | None = None  # the monitoring job over the decision log; None if not deployed
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -323,7 +328,7 @@ def run_demo(
     selection = select_model(tradeoff, rule)
 
     # Module 03: the chosen model behind the real API, fed the last simulated day as live traffic.
-    deployment, not_deployed = None, ""
+    deployment, not_deployed, monitoring = None, "", None
     if selection.chosen is None:
         not_deployed = f"no candidate met the selection rule ({selection.constraints.describe()})"
     elif not folds:
@@ -338,6 +343,15 @@ def run_demo(
         clock = time.perf_counter()
         deployment = deploy_and_replay(transactions, runs[selection.chosen], why=selection.reason, tracking=settings)
         seconds["deploy"] = time.perf_counter() - clock
+        # Module 05: the monitoring job reads what the service logged, as `mlsys-lab monitor` does.
+        clock = time.perf_counter()
+        # The replay starts the service on an empty log, so its windows fill up over the history days:
+        # the reference is the last week before the replayed day, when they are (nearly) full.
+        logged_days = deployment.history_days[1] - deployment.history_days[0] + 2
+        monitoring = monitor_log(
+            f"sqlite:///{deployment.decision_log}", reference_days=7, skip_days=max(0, logged_days - 8)
+        )
+        seconds["monitor"] = time.perf_counter() - clock
     loaded, load_failed = None, ""
     if deployment is not None and load:
         clock = time.perf_counter()
@@ -367,6 +381,7 @@ def run_demo(
         folds,
         deployment,
         not_deployed,
+        monitoring=monitoring,
         load=loaded,
         load_failed=load_failed,
     )

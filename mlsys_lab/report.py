@@ -60,6 +60,7 @@ def format_report(report: DemoReport) -> str:
             if report.deployment is not None
             else [f"== Deployment: nothing was deployed: {report.not_deployed or 'no candidate was chosen'}"]
         ),
+        *(["", *report.monitoring.lines(secs.get("monitor"))] if report.monitoring is not None else []),
         *(["", *format_load(report.load, secs["load"])] if report.load is not None else []),
     ]
     return "\n".join(lines)

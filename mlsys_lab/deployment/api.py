@@ -25,6 +25,7 @@ from mlsys_lab.deployment.deps import (
     ServingDep,
     load_model_for,
 )
+from mlsys_lab.deployment.metrics import ServiceMetrics
 from mlsys_lab.deployment.settings import ServiceSettings
 from mlsys_lab.deployment.state import ConflictingTransaction, Scored, StateUnavailable, TooFarAhead
 
@@ -93,14 +94,24 @@ def _public(scored: Scored) -> schemas.ScorePublic:
     )
 
 
-def create_router(settings: ServiceSettings) -> APIRouter:
+def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = None) -> APIRouter:
     """The service's routes for ``settings`` (the batch limit is part of the request schema).
+
+    ``metrics``, when given, counts every new decision and its score (``GET /metrics``).
 
     This module does not use ``from __future__ import annotations``: the batch bodies are classes
     made here, and FastAPI must see them as objects, not as names to look up in the module.
     """
     router = APIRouter()
     V1Batch, V2Batch = schemas.batch_models(settings.batch_limit)
+
+    def decide(
+        serving: ServingDep, model: ModelDep, transactions: Sequence[schemas.Transaction], batch: bool
+    ) -> list[Scored]:
+        scored = _decide(serving, model, transactions, batch)
+        if metrics is not None:
+            metrics.observe_scored(scored)
+        return scored
 
     @router.get("/health", response_model=schemas.HealthPublic, tags=["ops"])
     def health() -> schemas.HealthPublic:
@@ -132,12 +143,12 @@ def create_router(settings: ServiceSettings) -> APIRouter:
     ) -> schemas.ScorePublic:
         """Score one transaction (v1: naive bank-local time, amount in euros). Prefer ``/v2/score``."""
         response.headers.update(_V1_DEPRECATION)
-        return _public(_decide(serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
+        return _public(decide(serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
 
     @router.post("/v2/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
     def score_v2(body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep) -> schemas.ScorePublic:
         """Score one transaction (v2: timezone-aware time, integer cents and currency)."""
-        return _public(_decide(serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
+        return _public(decide(serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
 
     @router.post("/v1/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
     def score_batch_v1(
@@ -149,7 +160,7 @@ def create_router(settings: ServiceSettings) -> APIRouter:
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v1 transactions in order, with one model call."""
         response.headers.update(_V1_DEPRECATION)
         rows: list[schemas.TransactionV1Create] = body.transactions  # type: ignore[attr-defined]
-        scored = _decide(serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
+        scored = decide(serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post("/v2/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
@@ -160,7 +171,7 @@ def create_router(settings: ServiceSettings) -> APIRouter:
     ) -> schemas.BatchScorePublic:
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v2 transactions in order, with one model call."""
         rows: list[schemas.TransactionV2Create] = body.transactions  # type: ignore[attr-defined]
-        scored = _decide(serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
+        scored = decide(serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post(

@@ -48,6 +48,7 @@ from threadpoolctl import threadpool_limits
 from mlsys_lab.deployment.api import create_router
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.deps import Service, load_model_for
+from mlsys_lab.deployment.metrics import MetricsMiddleware, ServiceMetrics, metrics_router
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.settings import ServiceSettings
 from mlsys_lab.deployment.state import ServingState
@@ -159,6 +160,7 @@ def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 body (``detail``: every error with its location), plus a one-line ``summary``."""
+    request.app.state.metrics.invalid_payloads_of(exc.errors())
     return _unprocessable(list(exc.errors()))
 
 
@@ -166,6 +168,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     # FastAPI answers a body it cannot decode (not UTF-8, say) with a bare 400 naming nothing:
     # it is an invalid body like any other, so it gets the same 422 naming the body.
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == "There was an error parsing the body":
+        request.app.state.metrics.invalid_payload(["body"])
         return _unprocessable(
             [{"type": "json_invalid", "loc": ["body"], "msg": "the body is not valid UTF-8 JSON", "input": None}]
         )
@@ -175,6 +178,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # A log that refuses a write means no decision was made: the client may retry, it is not a bug.
     logger.error("decision log error on %s: %s", request.url.path, exc)
+    request.app.state.metrics.log_errors.inc()
     reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -253,12 +257,14 @@ def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> 
     """
     settings = settings or ServiceSettings.from_env()
     refresh = settings.refresh_seconds(workers)
+    metrics = ServiceMetrics()  # this app's own registry: apps in one process never share counts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = threadpool_limits(limits=settings.blas_threads)
         service = start_service(settings)
         app.state.service = service
+        metrics.watch(service)
         follower = asyncio.create_task(_follow_alias_forever(service, refresh)) if refresh > 0 else None
         try:
             yield
@@ -279,7 +285,10 @@ def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> 
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(create_router(settings))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 413s and 500s are counted too
+    app.state.metrics = metrics
+    app.include_router(create_router(settings, metrics))
+    app.include_router(metrics_router(metrics))
     return app
 
 

@@ -1,0 +1,134 @@
+"""``mlsys-lab monitor`` over a real SQLite decision log, written through the log's own methods.
+
+The log holds what the service would have logged for a tiny simulation scored by a logistic
+regression: features, score, decision, latency, and the fraud labels with the times they became
+known. What each test catches: a job that ignores the drift (amounts inflated by 2x from day 47:
+no alert, exit 0), one that pages on a drift-free log (exit 1), one that uses labels not yet known
+at the report time (coverage and known frauds change with ``--as-of``), and a CLI that hides a
+bad argument behind a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from typer.testing import CliRunner
+
+from mlsys_lab.cli import app
+from mlsys_lab.data import preset, simulate
+from mlsys_lab.data.features import FEATURE_COLUMNS, build_features
+from mlsys_lab.data.simulator import AmountInflation
+from mlsys_lab.deployment.decision_log import Decision, DecisionLog
+from mlsys_lab.monitoring.cli import ALERT_EXIT_CODE
+from mlsys_lab.monitoring.job import monitor_log
+
+pytestmark = pytest.mark.slow  # one `small` simulation scored and logged per fixture (about 10 s each)
+
+ORIGIN = pd.Timestamp("2018-04-01")
+DAYS = 52
+DRIFT_DAY = 47
+#: The log starts here: the 30-day windows and the 7-day label delay are warm by then.
+FIRST_DAY = 38
+
+
+def write_log(path: Path, *, drift: bool) -> str:
+    """A decision log for days FIRST_DAY..DAYS-1 of a `small` simulation (the days before feed the windows)."""
+    events = (AmountInflation(start_day=DRIFT_DAY, factor=2.0),) if drift else ()
+    tx = simulate(preset("small", random_state=3, n_days=DAYS, drift=events)).transactions
+    features = build_features(tx)
+    frame = tx.join(features.drop(columns=features.columns.intersection(tx.columns)))
+    frame = frame[frame["tx_time_days"] >= FIRST_DAY].reset_index(drop=True)
+    train = frame[frame["tx_time_days"] < FIRST_DAY + 7]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(train[list(FEATURE_COLUMNS)], train["tx_fraud"])
+    scores = model.predict_proba(frame[list(FEATURE_COLUMNS)])[:, 1]
+    threshold = float(np.quantile(scores, 0.99))
+    rng = np.random.default_rng(0)
+    decided = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    decisions = [
+        Decision(
+            request_id=f"r{row.transaction_id}",
+            decided_at=decided,
+            transaction_id=int(row.transaction_id),
+            customer_id=int(row.customer_id),
+            terminal_id=int(row.terminal_id),
+            tx_datetime=row.tx_datetime,
+            tx_amount=float(row.tx_amount),
+            model_version=1,
+            features={name: float(getattr(row, name)) for name in FEATURE_COLUMNS},
+            score=float(score),
+            decision=bool(score >= threshold),
+            threshold=threshold,
+            latency_ms=float(rng.gamma(2.0, 2.0)),
+        )
+        for row, score in zip(frame.itertuples(index=False), scores, strict=True)
+    ]
+    url = f"sqlite:///{path}"
+    log = DecisionLog(url)
+    log.create()
+    log.record_many(decisions)
+    for row in frame[frame["tx_fraud"] == 1].itertuples(index=False):
+        log.record_label(
+            int(row.transaction_id), True, (ORIGIN + pd.Timedelta(seconds=row.tx_label_seconds)).to_pydatetime()
+        )
+    log.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+def drifted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("monitor") / "drifted.db"
+    write_log(path, drift=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def control(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("monitor") / "control.db"
+    write_log(path, drift=False)
+    return path
+
+
+def test_amount_inflation_fires_feature_drift_after_the_event_and_the_cli_exits_non_zero(drifted, tmp_path):
+    result = CliRunner().invoke(app, ["monitor", str(drifted), "--out", str(tmp_path)])
+    assert result.exit_code == ALERT_EXIT_CODE, f"an alert should fire and exit {ALERT_EXIT_CODE}: {result.output}"
+    alerts = pd.read_csv(tmp_path / "alerts.csv", parse_dates=["fired_at"])
+    drift = alerts[alerts["rule"] == "feature drift"]
+    assert not drift.empty, f"no feature-drift alert on amounts inflated 2x: {alerts}"
+    first = drift["fired_at"].min()
+    assert ORIGIN + pd.Timedelta(days=DRIFT_DAY) <= first <= ORIGIN + pd.Timedelta(days=DRIFT_DAY + 3), (
+        f"feature drift should fire within 3 days of day {DRIFT_DAY} and not before, fired at {first}"
+    )
+    metrics = pd.read_csv(tmp_path / "metrics.csv", index_col="day")
+    assert {"drifting_features", "score_drift", "known_recall", "label_coverage", "latency_p99_ms"} <= set(
+        metrics.columns
+    )
+
+
+def test_a_drift_free_log_pages_nobody(control, tmp_path):
+    result = CliRunner().invoke(app, ["monitor", str(control), "--out", str(tmp_path)])
+    assert result.exit_code == 0, f"a drift-free log raised an alert: {result.output}"
+    assert "no alert fired" in result.output
+
+
+def test_performance_uses_only_labels_known_at_the_report_time(control):
+    early = monitor_log(f"sqlite:///{control}", as_of=ORIGIN + pd.Timedelta(days=DAYS)).metrics
+    late = monitor_log(f"sqlite:///{control}", as_of=ORIGIN + pd.Timedelta(days=DAYS + 60)).metrics
+    # Only fraud labels were sent: coverage is the share of frauds known, which grows as they mature.
+    last_day = early.index.max()
+    assert early.loc[last_day, "known_frauds"] < late.loc[last_day, "known_frauds"], (
+        "the last day's frauds cannot all be known at the end of that day; the job used later labels"
+    )
+    assert (early["label_coverage"] <= late["label_coverage"]).all()
+
+
+def test_a_missing_log_is_a_clear_error_not_a_traceback(tmp_path):
+    result = CliRunner().invoke(app, ["monitor", str(tmp_path / "nope.db")])
+    assert result.exit_code == 2 and "no decision log" in result.output, result.output
