@@ -376,3 +376,7 @@ def grades(
 from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)
 
 app.add_typer(load_cli.app, name="load")
+
+from mlsys_lab.drills import cli as drills_cli  # noqa: E402  (the drill sub-app; nothing heavy at import)
+
+app.add_typer(drills_cli.app, name="drill")
