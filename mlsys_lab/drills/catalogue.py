@@ -80,7 +80,10 @@ class _Live:
         self.log_path = workdir / "decisions.db"
         self.log_url = f"sqlite:///{self.log_path}"
         self.token = secrets.token_urlsafe(16)
-        self.env = {"admin_token": self.token, **env}
+        # The replay compresses time (a simulated day passes in under a minute), so after a long outage
+        # the next transactions are days ahead of the last logged one; the service's "too far ahead"
+        # guard (a day by default) would refuse them all. A month keeps the guard, not the false alarm.
+        self.env = {"admin_token": self.token, "max_ahead_seconds": str(30 * 86_400), **env}
         self.servers: list[ServerProcess] = []
         self.current = self.start_server(self.log_url)
         wait_ready(self.current.url)

@@ -150,7 +150,7 @@ class Scraper:
         with httpx.Client(timeout=2.0) as client:
             while not self._stop.is_set():
                 for path in list(self._paths):
-                    row: dict[str, Any] = {"t": round(self.clock(), 3), "path": path}
+                    row: dict[str, Any] = {"path": path}
                     try:
                         answer = client.get(f"{self.url}{path}")
                         row["status"] = answer.status_code
@@ -162,6 +162,7 @@ class Scraper:
                             row["body"] = answer.json()
                     except (httpx.TransportError, ValueError) as exc:
                         row["status"], row["body"] = 0, type(exc).__name__
+                    row["t"] = round(self.clock(), 3)  # when the answer (or the error) was seen
                     self.rows.append(row)
                 self._stop.wait(self.every_s)
 
