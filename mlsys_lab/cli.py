@@ -388,3 +388,7 @@ app.add_typer(load_cli.app, name="load")
 from mlsys_lab.monitoring.cli import monitor as _monitor  # noqa: E402  (imports nothing heavy at import)
 
 app.command(name="monitor")(_monitor)
+
+from mlsys_lab.drills import cli as drills_cli  # noqa: E402  (the drill sub-app; nothing heavy at import)
+
+app.add_typer(drills_cli.app, name="drill")

@@ -135,6 +135,7 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
             model_sha256=model.info.sha256,
             transactions_in_state=len(service.serving),
             worker_pid=os.getpid(),
+            reload_refused=service.slot.refused_reason or None,
         )
 
     @router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)

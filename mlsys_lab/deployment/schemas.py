@@ -349,6 +349,9 @@ class ReadyPublic(BaseModel):
     model_sha256: str
     transactions_in_state: int
     worker_pid: int = Field(description="The process that answered: with several workers, which one.")
+    reload_refused: str | None = Field(
+        default=None, description="Why the newest reload was refused while this version kept serving; null if none."
+    )
 
 
 class AdminReloadPublic(BaseModel):

@@ -143,6 +143,8 @@ class ModelSlot:
     def __init__(self) -> None:
         self.current: LoadedModel | None = None
         self.unavailable_reason = "no model loaded yet"
+        #: Why the newest reload was refused while a model kept serving ("" after a successful swap): for ``/ready``.
+        self.refused_reason = ""
         self._reload_lock = threading.Lock()
 
     def reload(self, load: Callable[[], LoadedModel]) -> tuple[LoadedModel | None, LoadedModel]:
@@ -158,9 +160,12 @@ class ModelSlot:
             except Exception as exc:
                 if previous is None:
                     self.unavailable_reason = f"{type(exc).__name__}: {exc}"
+                else:
+                    self.refused_reason = f"{type(exc).__name__}: {exc}"
                 raise
             self.current = model  # the swap: one reference assignment
             self.unavailable_reason = ""
+            self.refused_reason = ""
             return previous, model
 
 
