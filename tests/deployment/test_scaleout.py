@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from mlsys_lab.deployment.decision_log import DecisionLog
-from mlsys_lab.deployment.server import run_server
+from mlsys_lab.deployment.server import ServerProcess
 
 from .test_service_live import START_TIMEOUT, body, server_env, store  # noqa: F401  # store is a fixture
 
@@ -30,10 +31,15 @@ REFRESH_SECONDS = 0.5
 
 def test_three_processes_on_one_postgresql_log_agree_on_features_and_follow_a_promotion(store, postgres_url):  # noqa: F811
     env = server_env(store, postgres_url, {"MLSYS_LAB_MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS)})
-    with contextlib.ExitStack() as stack:
-        servers = [
-            stack.enter_context(run_server(env, wait_path="/ready", start_timeout=START_TIMEOUT)) for _ in range(3)
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(3) as starting:
+        # Started side by side (each start imports MLflow and loads the model: seconds apiece).
+        futures = [
+            starting.submit(ServerProcess, env, wait_path="/ready", start_timeout=START_TIMEOUT) for _ in range(3)
         ]
+        for future in futures:  # every server that started is stopped, even if another one failed
+            if future.exception() is None:
+                stack.callback(future.result().stop)
+        servers = [future.result() for future in futures]
         assert len({s.port for s in servers}) == 3
         # One customer's transactions, round-robin over the three processes, one after the other:
         # the 1-day count must go 1, 2, 3, ... as offline, whichever process scores each one.
