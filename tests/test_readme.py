@@ -29,6 +29,8 @@ SKIPPED = {
     "make lab": "starts JupyterLab and never returns; tests/course/test_student_lab.py starts it as `make lab` does",
     "make notebooks": "maintainers' targets; .ci/run runs install, lint, test; tests cover `mlsys-lab notebooks`",
     ".venv/bin/mlsys-lab serve": "starts the API server and never returns; the deployment tests start it",
+    "sudo apt-get install postgresql": "installs a system package (.ci/run does); the tests and the benchmark "
+    "it lists run in CI, and the servers it shows never return",
 }
 
 

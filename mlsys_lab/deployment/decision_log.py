@@ -34,11 +34,26 @@ SQLite settings, and why
       locked" (Python's default, a deferred BEGIN, cannot wait when a read turns into a write).
 
 Tailing
-    ``decisions.id`` and ``labels.id`` are autoincrement ids in commit order on SQLite (one writer at
-    a time, ids never reused), so a reader that remembers the largest id it has seen and asks for
-    ``since_id=`` that id gets every new row exactly once. On PostgreSQL, ids come from a sequence at
-    insert time and two transactions can commit out of id order: a tailer should re-read a short
-    overlap (e.g. the last second of ids) and skip ids it has already applied.
+    ``decisions.id`` and ``labels.id`` are autoincrement ids in commit order, so a reader that
+    remembers the largest id it has seen and asks for ``since_id=`` that id gets every new row
+    exactly once. On SQLite this holds by itself: one writer at a time, ids never reused.
+
+    On PostgreSQL it does not hold by itself: ids come from a sequence at insert time, so a
+    transaction holding id 7 can still be open when the one holding id 8 commits; a tailer that read
+    8 and moved on would never see 7. Two fixes were on the table. An overlap re-read (ask again for
+    the last N ids or seconds and skip the ones already applied) is exact only while no transaction
+    stays open longer than the overlap, and a stalled client connection, a lock wait or a long
+    batch can exceed any window; every reader must also keep the set of ids it applied. A
+    commit-ordered sequence is exact whatever the timing, so that is what this log does: every write
+    transaction first takes one transaction-level advisory lock (``pg_advisory_xact_lock``), held
+    until its commit is visible, so the next writer draws its ids only after the previous commit:
+    the visible rows are always a prefix of the ids (gaps from rolled-back inserts are harmless).
+    The price is the one SQLite already pays: commits to one log happen one at a time (a few
+    hundred microseconds each on loopback with the WAL on a local disk), while reads never wait. A
+    reader runs in one ``REPEATABLE READ`` transaction, so :meth:`DecisionLog.tail` and
+    :meth:`DecisionLog.snapshot` see one consistent moment, as a SQLite read transaction does.
+    ``tests/deployment/test_decision_log.py`` holds one transaction open while a later one commits
+    and checks that a tailer sees both, once each.
 
 One decision per transaction
     ``transaction_id`` is unique in ``decisions``: the database refuses a second decision for a
@@ -111,6 +126,8 @@ DEFAULT_URL = "sqlite:///runs/decisions.db"
 #: Second 0 of ``tx_time_seconds`` in :meth:`DecisionLog.history_frame`: the simulator's default start date.
 DEFAULT_ORIGIN = "2018-04-01"
 _BEGIN_OPTION = "mlsys_lab_begin"
+#: The PostgreSQL advisory lock every write to a decision log takes first (per database): commits in id order.
+_PG_WRITE_LOCK = 0x6D6C_7379_735F_6C67  # "mlsys_lg" as a bigint
 
 # The tables are private: every reader and writer goes through DecisionLog's methods, which hold the
 # log's own locks (an in-memory log has one connection that two threads must not use at once).
@@ -362,6 +379,21 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
             yield connection
 
 
+@contextmanager
+def _postgres_write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A PostgreSQL write transaction that holds the log's write lock until it has committed.
+
+    The lock makes ids visible in id order (see "Tailing" in the module docstring): the next writer
+    draws its ids only once this commit is visible. A transaction-level lock is released by the
+    server at commit or rollback, also when the client dies, so a killed writer never blocks the others.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_WRITE_LOCK)))
+            yield connection
+
+
 def _is_memory_sqlite(url: sa.URL) -> bool:
     if url.get_backend_name() != "sqlite":
         return False
@@ -375,7 +407,8 @@ class DecisionLog:
     ----------
     url
         A SQLAlchemy URL. A relative SQLite path is resolved against the working directory now;
-        ``"sqlite://"`` is an in-memory database (one per ``DecisionLog``, shared by its threads).
+        ``"sqlite://"`` is an in-memory database (one per ``DecisionLog``, shared by its threads);
+        ``"postgresql+psycopg://user@host:port/db"`` is a PostgreSQL database (see "Tailing").
     synchronous
         SQLite only: ``"NORMAL"`` (default) survives a killed process but maybe not a power cut;
         ``"FULL"`` survives both and costs an fsync per decision (see the module docstring).
@@ -387,6 +420,7 @@ class DecisionLog:
         parsed = sa.make_url(url)
         self._memory = _is_memory_sqlite(parsed)
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._postgres = parsed.get_backend_name() == "postgresql"
         if self._sqlite and not self._memory and parsed.database:
             # ``sqlite:///file:path?mode=ro&uri=true`` opens the file read-only (SQLite's URI form).
             prefix, path = (
@@ -421,6 +455,11 @@ class DecisionLog:
             return engine
         if self._sqlite and self.url.database:
             Path(self.url.database.removeprefix("file:")).parent.mkdir(parents=True, exist_ok=True)
+        if self._postgres:
+            # Reads see one snapshot per transaction, as on SQLite (READ COMMITTED would take a new one
+            # per statement, and snapshot()'s ids could then disagree with its rows); writes run in
+            # READ COMMITTED under the write lock (see _writing).
+            return sa.create_engine(self.url, pool_pre_ping=True, isolation_level="REPEATABLE READ")
         engine = sa.create_engine(self.url, pool_pre_ping=not self._sqlite)
         if self._sqlite:
             configure_sqlite(engine, journal_mode="WAL", synchronous=self.synchronous)
@@ -428,6 +467,10 @@ class DecisionLog:
 
     @contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
+        if self._postgres:
+            with _postgres_write_transaction(self.engine) as connection:
+                yield connection
+            return
         with self._memory_lock or nullcontext(), write_transaction(self.engine) as connection:
             yield connection
 
@@ -445,9 +488,10 @@ class DecisionLog:
         # CREATE ... IF NOT EXISTS inside one write transaction: on SQLite the second process waits
         # for the first and finds the tables; elsewhere IF NOT EXISTS covers most races, and a lost
         # race on the catalogue (PostgreSQL) is retried once.
+        begin = _postgres_write_transaction if engine.dialect.name == "postgresql" else write_transaction
         for attempt in (1, 2):
             try:
-                with write_transaction(engine) as connection:
+                with begin(engine) as connection:
                     for table in _metadata.sorted_tables:
                         connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
                         for index in table.indexes:

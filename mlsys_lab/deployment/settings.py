@@ -9,6 +9,8 @@ object, and the object is passed explicitly to :func:`~mlsys_lab.deployment.serv
 variable                                 meaning                                        default
 =======================================  =============================================  =========================
 ``MLSYS_LAB_TRACKING_DIR``               tracking store and registry (MLflow on SQLite)  ``./runs/mlflow``
+``MLSYS_LAB_TRACKING_SERVER``            a shared MLflow server's URL (model files      unset: the SQLite store
+                                         still in the tracking dir's ``artifacts``)
 ``MLSYS_LAB_DECISION_LOG_URL``           SQLAlchemy URL of the decision log             ``sqlite:///runs/decisions.db``
 ``MLSYS_LAB_ADMIN_TOKEN``                token of the admin endpoints                   unset: admin answers 403
 ``MLSYS_LAB_FEEDBACK_TOKEN``             token of ``/v1/feedback`` (the admin token     unset: only the admin
@@ -63,6 +65,9 @@ class ServiceSettings(BaseSettings):
     tracking_dir: Path | None = Field(
         default=None, description="Tracking store folder; None means TrackingSettings' own default."
     )
+    tracking_server: str | None = Field(
+        default=None, description="A shared MLflow tracking server (http://host:port); None: the SQLite store."
+    )
     decision_log_url: str = Field(default=DEFAULT_DECISION_LOG_URL, min_length=1)
     admin_token: SecretStr | None = Field(
         default=None, description="None disables the admin endpoints (403): there is no default token that works."
@@ -96,7 +101,9 @@ class ServiceSettings(BaseSettings):
     @property
     def tracking(self) -> TrackingSettings:
         """The registry's store, as the training layer names it."""
-        return TrackingSettings() if self.tracking_dir is None else TrackingSettings(root=self.tracking_dir)
+        if self.tracking_dir is None:
+            return TrackingSettings(server=self.tracking_server)
+        return TrackingSettings(root=self.tracking_dir, server=self.tracking_server)
 
     def refresh_seconds(self, workers: int | None = None) -> float:
         """How often to follow the alias: the setting, or the default for ``workers`` (the setting's by default)."""

@@ -14,6 +14,8 @@ command line, written to the run folder.
 - ``--mlsys-samples FILE``: per-second counts written at the end: requests, failures by kind, users,
   and a latency histogram at three significant digits (``mlsys_lab.load.result.bucket_ms``), by the
   second each request **started**. Locust's own JSON keeps only ~2-digit buckets for the whole run.
+- ``--mlsys-slice I/N``: in distributed mode, this worker sends only lines I, I+N, I+2N, ... of the
+  pool, so that no two workers send the same transaction (each is scored once).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from locust import FastHttpUser, LoadTestShape, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 from locust.user.wait_time import constant_throughput
 
 # The same function the result type uses; a copy here would drift. It is pure Python (no locust import).
@@ -43,6 +46,7 @@ def _options(parser: Any) -> None:
     parser.add_argument("--mlsys-rate-per-user", type=float, default=0.0, help="requests/s per user; 0 = unpaced")
     parser.add_argument("--mlsys-max-requests", type=int, default=0, help="stop after this many requests; 0 = no cap")
     parser.add_argument("--mlsys-samples", default="", help="where to write the per-second samples (JSON)")
+    parser.add_argument("--mlsys-slice", default="", help="I/N: send only every N-th pool line from line I")
 
 
 class _Recorder:
@@ -91,15 +95,23 @@ class _Recorder:
 _recorder = _Recorder()
 _pool: list[tuple[str, bytes]] = []  # last request first, so that taking the next one is a list.pop()
 _environment: Environment | None = None
+# Read from this process's own command line at init: in distributed mode the master's custom options
+# replace a worker's when the load starts, and each worker writes its own samples file.
+_samples_path = ""
 
 
 @events.init.add_listener
 def _load_pool(environment: Environment, **_: Any) -> None:
-    global _environment
+    global _environment, _samples_path
     _environment = environment
     options = environment.parsed_options
+    _samples_path = options.mlsys_samples if options is not None else ""
     if options is not None and options.mlsys_pool:
-        _pool.extend(reversed(read_request_pool(Path(options.mlsys_pool))))
+        pool = read_request_pool(Path(options.mlsys_pool))
+        if options.mlsys_slice:
+            index, count = (int(part) for part in options.mlsys_slice.split("/"))
+            pool = pool[index::count]
+        _pool.extend(reversed(pool))
 
 
 @events.test_start.add_listener
@@ -115,9 +127,8 @@ def _on_request(response_time: float, exception: BaseException | None, response:
 
 @events.quitting.add_listener
 def _write_samples(environment: Environment, **_: Any) -> None:
-    options = environment.parsed_options
-    if options is not None and options.mlsys_samples:
-        _recorder.dump(options.mlsys_samples)
+    if _samples_path:
+        _recorder.dump(_samples_path)
 
 
 class ScoringUser(FastHttpUser):
@@ -137,8 +148,13 @@ class ScoringUser(FastHttpUser):
         cap = options.mlsys_max_requests if options is not None else 0
         if not _pool or (cap and _recorder.sent >= cap):
             _recorder.pool_exhausted = not _pool
-            if self.environment.runner is not None:
-                self.environment.runner.quit()
+            runner = self.environment.runner
+            if isinstance(runner, WorkerRunner):
+                # A worker that quits takes its last stats report with it: idle until the master stops
+                # the run (the shape's end), which collects every worker's final counts.
+                time.sleep(0.2)  # gevent's sleep here: locust patched the interpreter
+            elif runner is not None:
+                runner.quit()
             return
         path, body = _pool.pop()
         _recorder.sent += 1

@@ -19,6 +19,13 @@ goes to the run folder, never to the caller's stderr (a graded cell that writes 
 
 Locust exits 1 when any request failed; the runner passes ``--exit-code-on-error 0`` so that a
 failing run is a result to read, and treats any other non-zero exit as a crash.
+
+Distributed mode (``workers=N``), for when one load generator (one core) cannot saturate the
+service: one master (``--master --master-bind-host 127.0.0.1``, a free port) plays the stages and
+writes ``locust.json``; N worker processes (``--worker``) send the requests, worker *i* only lines
+*i*, *i+N*, ... of the pool (no transaction sent twice), each writing ``worker-i.log``, ``worker-i.out``
+and ``samples-worker-i.json``. The result merges the workers' samples by wall-clock second: the same
+:class:`~mlsys_lab.load.result.LoadResult` as a single generator's.
 """
 
 from __future__ import annotations
@@ -30,17 +37,28 @@ import math
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlsys_lab.load.result import LatencyHistogram, LoadResult, SecondStats
 from mlsys_lab.load.scenarios import Scenario
 
-__all__ = ["LOCUSTFILE", "LocustRun", "check_loopback", "locust_command", "read_locust_json", "run_locust"]
+__all__ = [
+    "LOCUSTFILE",
+    "LocustRun",
+    "check_loopback",
+    "locust_command",
+    "read_locust_json",
+    "run_locust",
+    "worker_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +120,43 @@ class LocustRun:
         return self.run_dir / "locust.out"
 
 
+def worker_command(
+    scenario: Scenario,
+    files: LocustRun,
+    index: int,
+    workers: int,
+    master_port: int,
+    *,
+    max_requests: int = 0,
+    locustfile: Path = LOCUSTFILE,
+) -> list[str]:
+    """The command line of distributed worker ``index`` of ``workers``, connecting to the master on loopback."""
+    return [
+        str(_locust_script()),
+        "--locustfile",
+        str(locustfile),
+        "--worker",
+        "--master-host",
+        LOOPBACK_HOSTS[0],
+        "--master-port",
+        str(master_port),
+        "--logfile",
+        str(files.run_dir / f"worker-{index}.log"),
+        "--loglevel",
+        "INFO",
+        "--mlsys-pool",
+        str(files.pool),
+        "--mlsys-slice",
+        f"{index}/{workers}",
+        "--mlsys-rate-per-user",
+        f"{scenario.rate_per_user or 0:g}",
+        "--mlsys-max-requests",
+        str(max_requests),
+        "--mlsys-samples",
+        str(files.run_dir / f"samples-worker-{index}.json"),
+    ]
+
+
 def locust_command(
     target: str,
     scenario: Scenario,
@@ -109,14 +164,33 @@ def locust_command(
     *,
     max_requests: int = 0,
     locustfile: Path = LOCUSTFILE,
+    master: tuple[int, int] | None = None,
 ) -> list[str]:
-    """The ``locust --headless`` command line for ``scenario`` against ``target``, writing into ``files.run_dir``."""
+    """The ``locust --headless`` command line for ``scenario`` against ``target``, writing into ``files.run_dir``.
+
+    ``master=(port, workers)`` makes it the master of a distributed run: bound to 127.0.0.1 at
+    ``port``, waiting for ``workers`` workers, sending no request itself.
+    """
     stages = [[s.until_s, s.users, s.spawn_rate] for s in scenario.stages]
+    distributed = (
+        [
+            "--master",
+            "--master-bind-host",
+            LOOPBACK_HOSTS[0],
+            "--master-bind-port",
+            str(master[0]),
+            "--expect-workers",
+            str(master[1]),
+        ]
+        if master is not None
+        else []
+    )
     return [
         str(_locust_script()),
         "--locustfile",
         str(locustfile),
         "--headless",
+        *distributed,
         "--host",
         check_loopback(target),
         "--run-time",
@@ -144,7 +218,7 @@ def locust_command(
         "--mlsys-max-requests",
         str(max_requests),
         "--mlsys-samples",
-        str(files.samples),
+        "" if master is not None else str(files.samples),
     ]
 
 
@@ -156,6 +230,7 @@ def run_locust(
     pool: Path | None = None,
     max_requests: int | None = None,
     timeout_s: float | None = None,
+    workers: int = 0,
 ) -> LoadResult:
     """Run ``scenario`` with locust (FastHttpUser, headless, a subprocess) against ``target`` and read the result.
 
@@ -176,6 +251,10 @@ def run_locust(
     timeout_s
         Hard limit: locust (and its process group) is killed after this many seconds.
         Default: the scenario's duration plus :data:`TIMEOUT_MARGIN_S`.
+    workers
+        0 (default): one locust process. N > 0: locust's distributed mode on loopback, one master
+        and N worker processes, each sending its own share of the pool (``max_requests`` is split
+        between them); the result is merged from the workers' samples.
 
     Raises
     ------
@@ -202,31 +281,102 @@ def run_locust(
             endpoint=scenario.endpoint,
             batch_size=scenario.batch_size,
         )
-    command = locust_command(target, scenario, files, max_requests=max_requests or 0)
-    (run_dir / "command.txt").write_text(shlex.join(command) + "\n")
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (one locust process) or a positive count, got {workers}")
+    cap = max_requests or 0
+    commands: list[tuple[list[str], Path]] = []
+    if workers:
+        port = _free_port()
+        per_worker = math.ceil(cap / workers) if cap else 0
+        command = locust_command(target, scenario, files, max_requests=per_worker, master=(port, workers))
+        commands.append((command, files.output))
+        for i in range(workers):
+            worker = worker_command(scenario, files, i, workers, port, max_requests=per_worker)
+            commands.append((worker, files.run_dir / f"worker-{i}.out"))
+        for i in range(workers):
+            (files.run_dir / f"samples-worker-{i}.json").unlink(missing_ok=True)
+    else:
+        command = locust_command(target, scenario, files, max_requests=cap)
+        commands.append((command, files.output))
+    (run_dir / "command.txt").write_text("".join(shlex.join(c) + "\n" for c, _ in commands))
     timeout = timeout_s if timeout_s is not None else scenario.duration_s + TIMEOUT_MARGIN_S
     log.info("locust: %s for %.0f s against %s, files in %s", scenario.name, scenario.duration_s, target, run_dir)
-    with files.output.open("wb") as output:
-        # A file, never a pipe (a full pipe blocks locust); its own session so a timeout kills all of it.
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(process)
-            raise RuntimeError(f"locust did not finish within {timeout:g} s and was killed: {_tail(files)}") from None
-        except BaseException:  # Ctrl-C, a kernel interrupt: never leave locust loading the server
-            _kill(process)
-            raise
-    if code != 0 or not files.samples.exists() or not files.json.exists():
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for argv, out_path in commands:
+            with out_path.open("wb") as output:
+                # A file, never a pipe (a full pipe blocks locust); its own session so a timeout kills all of it.
+                processes.append(
+                    subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    )
+                )
+        deadline = time.monotonic() + timeout
+        codes = []
+        for process in processes:
+            try:
+                codes.append(process.wait(timeout=max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(
+                    f"locust did not finish within {timeout:g} s and was killed: {_tail(files)}"
+                ) from None
+    finally:  # Ctrl-C, a kernel interrupt, a timeout: never leave locust loading the server
+        for process in processes:
+            if process.poll() is None:
+                _kill(process)
+    code = next((c for c in codes if c != 0), 0)
+    samples = [files.run_dir / f"samples-worker-{i}.json" for i in range(workers)] if workers else [files.samples]
+    if code != 0 or not all(path.exists() for path in samples) or not files.json.exists():
         raise RuntimeError(f"locust exited with {code} without its results: {_tail(files)}")
+    if workers:
+        _merge_samples(samples, files.samples)
     return _result(target, scenario, files)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK_HOSTS[0], 0))
+        return int(probe.getsockname()[1])
+
+
+def _merge_samples(paths: list[Path], into: Path) -> None:
+    """The workers' per-second samples as one file: seconds realigned on the earliest worker's start."""
+    parts = [json.loads(path.read_text()) for path in paths]
+    start = min(float(p["start"]) for p in parts)
+    seconds: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        shift = float(part["start"]) - start
+        for entry in part["seconds"]:
+            second = math.floor(int(entry["second"]) + shift)
+            merged = seconds.setdefault(
+                second, {"requests": 0, "failures": Counter(), "users": 0, "latency": Counter()}
+            )
+            merged["requests"] += int(entry["requests"])
+            merged["failures"].update({str(k): int(v) for k, v in entry["failures"].items()})
+            merged["users"] += int(entry["users"])
+            merged["latency"].update({float(b): int(c) for b, c in entry["latency_ms"]})
+    payload = {
+        "workers": len(parts),
+        "start": start,
+        "stop": max(float(p["stop"]) for p in parts),
+        "pool_exhausted": all(p.get("pool_exhausted") for p in parts),
+        "seconds": [
+            {
+                "second": s,
+                "requests": m["requests"],
+                "failures": dict(m["failures"]),
+                "users": m["users"],
+                "latency_ms": [[b, c] for b, c in sorted(m["latency"].items())],
+            }
+            for s, m in sorted(seconds.items())
+        ],
+    }
+    into.write_text(json.dumps(payload))
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -281,6 +431,12 @@ def _result(target: str, scenario: Scenario, files: LocustRun) -> LoadResult:
         notes.append(
             f"locust's JSON counts {locust_requests} requests and {locust_failures} failures, "
             f"the per-second samples {recorded} and {sum(failures.values())}"
+            + (
+                " (distributed: locust's master waits only 0.5 s for the workers' last stats report at the "
+                "end, so its JSON can miss their last seconds; the workers' own samples are complete)"
+                if samples.get("workers") and locust_requests < recorded
+                else ""
+            )
         )
     if samples.get("pool_exhausted"):
         notes.append("the request pool ran out before the scenario ended: size it for the scenario")

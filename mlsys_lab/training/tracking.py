@@ -95,6 +95,12 @@ class TrackingSettings:
         absolute path at creation, so a later ``chdir`` does not move the store.
     experiment
         The MLflow experiment runs go to.
+    server
+        A shared MLflow tracking server (``http://127.0.0.1:5000``, started with ``mlflow server
+        --backend-store-uri ... --no-serve-artifacts``) instead of the SQLite file under ``root``:
+        runs, metrics and registry entries go to the server; model files still go to
+        ``root/artifacts`` (a folder every user of the server can read, e.g. a shared disk), where
+        the registry's sha256 check reads them, and the alias history stays in ``root``.
 
     Examples
     --------
@@ -105,6 +111,7 @@ class TrackingSettings:
 
     root: Path = field(default_factory=_default_root)
     experiment: str = DEFAULT_EXPERIMENT
+    server: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
@@ -113,6 +120,8 @@ class TrackingSettings:
 
     @property
     def tracking_uri(self) -> str:
+        if self.server:
+            return self.server.rstrip("/")
         return f"sqlite:///{(self.root / 'mlflow.db').as_posix()}"
 
     @property

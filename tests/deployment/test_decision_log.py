@@ -10,10 +10,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from mlsys_lab.data.features import FEATURE_COLUMNS, build_features
 from mlsys_lab.data.online import OnlineFeatureState
@@ -23,6 +25,8 @@ from mlsys_lab.deployment.decision_log import (
     DuplicateRequestId,
     DuplicateTransaction,
     UnknownTransaction,
+    _decisions,  # the test holds a write open on the log's own path: the one place a test reaches inside
+    _row,
 )
 
 T0 = dt.datetime(2018, 4, 1, 12, 0)
@@ -47,10 +51,13 @@ def make_decision(i: int, *, request_id: str | None = None, transaction_id: int 
     return Decision(**{**values, **changes})
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "postgres"])
 def log(request, tmp_path):
-    """The same tests on an in-memory SQLite and a file, both given as an explicit URL."""
-    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'decisions.db'}"
+    """The same tests on an in-memory SQLite, a SQLite file and a real PostgreSQL, each given as a URL."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'decisions.db'}"
     log = DecisionLog(url)
     log.create()
     yield log
@@ -62,6 +69,14 @@ def file_log(tmp_path):
     log = DecisionLog(f"sqlite:///{tmp_path / 'log' / 'decisions.db'}")
     yield log
     log.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request, tmp_path):
+    """A log several processes share: a SQLite file, or a database on a real PostgreSQL server."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'shared.db'}"
 
 
 def test_a_decision_round_trips(log):
@@ -107,15 +122,21 @@ def test_bad_decisions_are_refused(log):
     assert log.decisions().empty
 
 
-def test_record_is_committed_before_it_returns(file_log):
-    file_log.record(make_decision(1))
-    # Another connection, as another process would open it, sees the row at once.
-    with sqlite3.connect(file_log.url.database) as other:
-        assert other.execute("SELECT request_id FROM decisions").fetchall() == [("req-1",)]
+def test_record_is_committed_before_it_returns(shared_url):
+    log = DecisionLog(shared_url)
+    log.record(make_decision(1))
+    # Another engine, as another process would open one, sees the row at once.
+    other = sa.create_engine(shared_url)
+    try:
+        with other.connect() as connection:
+            assert connection.exec_driver_sql("SELECT request_id FROM decisions").all() == [("req-1",)]
+    finally:
+        other.dispose()
+        log.close()
 
 
-def test_an_acknowledged_decision_survives_kill_9(tmp_path):
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+def test_an_acknowledged_decision_survives_kill_9(shared_url):
+    url = shared_url
     child = textwrap.dedent(
         f"""
         import datetime as dt, os, signal, sys
@@ -175,8 +196,8 @@ def _write_many(url: str, worker: int, n: int, start: multiprocessing.synchroniz
 
 
 @pytest.mark.slow  # about 3-5 s: three spawned interpreters import the package
-def test_several_processes_write_at_once_and_lose_nothing(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_several_processes_write_at_once_and_lose_nothing(shared_url):
+    url = shared_url
     context = multiprocessing.get_context("spawn")
     workers, n = 3, 150
     start = context.Barrier(workers)
@@ -244,9 +265,9 @@ def test_decision_for_names_the_model_version(log):
     assert found["decided_at"].tzinfo is not None
 
 
-def test_the_database_refuses_a_second_decision_for_a_transaction_from_another_connection(tmp_path):
-    # Two DecisionLog objects on one file are two connections, as two worker processes would hold.
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_the_database_refuses_a_second_decision_for_a_transaction_from_another_connection(shared_url):
+    # Two DecisionLog objects on one database are two connections, as two worker processes would hold.
+    url = shared_url
     first, second = DecisionLog(url), DecisionLog(url)
     try:
         first.record(make_decision(5))
@@ -365,3 +386,50 @@ def test_a_decision_log_on_another_url_than_the_default_works_by_setting(tmp_pat
     log.record(make_decision(1))
     assert os.path.exists(tmp_path / "other" / "log.sqlite")
     assert DecisionLog(url).decision_for(1)["request_id"] == "req-1"
+
+
+def test_tailing_is_exact_on_postgresql_when_a_later_id_commits_first(postgres_url):
+    """Writer A holds id 1 in an open transaction while writer B inserts id 2: a tailer must still see both.
+
+    Without the log's commit-ordered writes, B commits id 2 first, a tailer reads it and moves past
+    id 1, and A's decision is never tailed (another worker's features would miss it for good).
+    """
+    log = DecisionLog(postgres_url)
+    log.create()
+    inserted, release = threading.Event(), threading.Event()
+
+    def writer_a() -> None:
+        # The log's own write path, held open after the insert: a slow commit, a stalled client.
+        with log._writing() as connection:
+            connection.execute(_decisions.insert().values(_row(make_decision(1))))
+            inserted.set()
+            assert release.wait(60)
+
+    a = threading.Thread(target=writer_a)
+    a.start()
+    assert inserted.wait(60)
+    b = threading.Thread(target=log.record, args=(make_decision(2),))
+    b.start()
+    # Wait until B has either committed or is waiting for a lock: no sleep decides what happens.
+    watcher = sa.create_engine(postgres_url)
+    try:
+        deadline = time.monotonic() + 60
+        while b.is_alive() and time.monotonic() < deadline:
+            with watcher.connect() as connection:
+                if connection.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
+                    break
+            time.sleep(0.01)
+    finally:
+        watcher.dispose()
+    seen: list[int] = []
+    last = 0
+    for _ in range(2):  # one look while A is open, one after both have committed
+        tail = log.tail(after_decision_id=last, after_label_id=0)
+        seen += [row.transaction_id for row in tail.decisions]
+        last = max([last, *(row.id for row in tail.decisions)])
+        release.set()
+        a.join(60)
+        b.join(60)
+    assert sorted(seen) == [1, 2] and len(seen) == 2, f"a tailer saw {seen}: a decision was skipped or repeated"
+    assert set(log.request_ids()) == {"req-1", "req-2"}
+    log.close()
