@@ -254,7 +254,7 @@ def choose_maturity(
 def retraining_split(
     as_of_day: int, maturity_days: int, *, train_days: int = 7, delay_days: int = 7, test_days: int = 7
 ) -> TimeSplit:
-    """The handbook split ending at the newest mature day: the test period is the last ``test_days`` before ``as_of_day - M``.
+    """The handbook split whose test period is the last ``test_days`` mature days (before ``as_of_day - M``).
 
     Examples
     --------
@@ -332,7 +332,7 @@ def retrain(
     coverage: float = 0.85,
     origin: str = DEFAULT_ORIGIN,
 ) -> Retraining:
-    """Retrain ``config`` from the log as of ``as_of`` (its family, hyperparameters, seed, folds; the split is replaced).
+    """Retrain ``config`` from the log as of ``as_of`` (family, hyperparameters, seed, folds kept; split replaced).
 
     See the module docstring for the steps. ``as_of`` is on the transactions' clock; it is rounded
     down to the start of its day, so a retraining at 14:00 and one at 09:00 on the same day agree.
