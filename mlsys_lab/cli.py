@@ -376,3 +376,6 @@ def grades(
 from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)
 
 app.add_typer(load_cli.app, name="load")
+from mlsys_lab.maintenance import cli as maintenance_cli  # noqa: E402  (retrain, gate, rollout; nothing heavy at import)
+
+maintenance_cli.register(app)

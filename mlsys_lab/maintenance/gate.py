@@ -15,10 +15,10 @@ Why days, and why a margin
 The days
     "Recent matured days": days whose labels, as known at the decision time, are mature (see
     :mod:`mlsys_lab.maintenance.retraining`), and that neither model has seen. A model trained by
-    :func:`~mlsys_lab.training.train` knows rows and labels up to the start of its
-    ``labels_known_at_day`` (``split.test_start_day``); a gate day before that for either model is
-    refused by the ``unseen_days`` guardrail. That is how a leaky challenger is caught: one retrained
-    "on everything up to yesterday" has seen the gate days' labels, looks better on them, and would be
+    :func:`~mlsys_lab.training.train` was fitted on rows before its ``trained_until_day``
+    (``split.train_start_day + split.train_days``; its validation folds are older still); a gate day
+    before that for either model is refused by the ``unseen_days`` guardrail. That is how a leaky
+    challenger is caught: one retrained "on everything up to yesterday" has seen the gate days' labels, looks better on them, and would be
     promoted by a gate that only compares numbers.
 
 Guardrails (:class:`GateConfig` states the limits; each is a :class:`Check` with its value and reason)
@@ -64,8 +64,11 @@ __all__ = [
     "GateDecision",
     "GateStore",
     "PairedBootstrap",
+    "candidate_from_registry",
+    "candidate_from_run",
     "daily_card_precision",
     "evaluate_gate",
+    "gate_rows",
     "paired_bootstrap",
 ]
 
@@ -172,15 +175,15 @@ class GateConfig:
 class Candidate:
     """What the gate needs to know about one model, measured on the gate's rows.
 
-    ``scores`` are its fraud scores on the gate rows (in their order); ``labels_known_at_day`` is the
-    first day it knows nothing of (``split.test_start_day`` of its training run); ``p99_cpu_ms`` its
+    ``scores`` are its fraud scores on the gate rows (in their order); ``trained_until_day`` is the
+    first day after its training rows (``split.train_start_day + split.train_days``); ``p99_cpu_ms`` its
     single-row CPU p99; ``checksum_error`` the registry's refusal, empty when the sha256 matched.
     """
 
     name: str
     scores: npt.NDArray[np.float64] = field(repr=False)
     threshold: float
-    labels_known_at_day: int
+    trained_until_day: int
     p99_cpu_ms: float
     artifact_bytes: int
     request_schema_version: str = "v1"
@@ -263,14 +266,14 @@ def _guardrails(
         )
     ]
     for who in (champion, challenger):
-        ok = who.labels_known_at_day <= first_day
+        ok = who.trained_until_day <= first_day
         checks.append(
             Check(
                 "unseen_days" if who is challenger else "unseen_days_champion",
                 ok,
-                who.labels_known_at_day,
+                who.trained_until_day,
                 first_day,
-                f"{who.name} knows data up to day {who.labels_known_at_day - 1}; the gate starts on day {first_day}"
+                f"{who.name} was trained on days up to {who.trained_until_day - 1}; the gate starts on day {first_day}"
                 + ("" if ok else ": it has seen the days it is judged on (a leak), so its gain means nothing"),
             )
         )
@@ -525,10 +528,65 @@ def candidate_from_run(
         name=name or run.config.name,
         scores=scores,
         threshold=float(run.threshold.threshold),
-        labels_known_at_day=int(run.config.split.test_start_day),
+        trained_until_day=int(run.config.split.train_start_day + run.config.split.train_days),
         p99_cpu_ms=latency.p99_cpu_ms,
         artifact_bytes=int(run.artifact_bytes),
         request_schema_version=request_schema_version,
         features=features,
         version=version,
     )
+
+
+def candidate_from_registry(
+    registry: Any, ref: str | int, rows: pd.DataFrame, *, latency_calls: int = 300
+) -> Candidate:
+    """A :class:`Candidate` for a registered version: loaded through the registry's sha256 check, scored on ``rows``.
+
+    A version whose artifact fails the check becomes a candidate with the refusal in
+    ``checksum_error`` and no scores (NaN), so the gate refuses it and says why. What it knows
+    (``trained_until_day``) comes from its training run's ``split.*`` parameters; a run
+    without them is taken to know everything, so the ``unseen_days`` guardrail refuses it.
+    """
+    from mlsys_lab.training.artifact import IntegrityError
+    from mlsys_lab.training.selection import measure_latency
+    from mlsys_lab.training.tracking import Tracker
+
+    info = registry.get(ref)
+    params = Tracker(registry.settings).client.get_run(info.run_id).data.params
+    if "split.train_start_day" in params and "split.train_days" in params:
+        known_at = int(params["split.train_start_day"]) + int(params["split.train_days"])
+    else:
+        known_at = 10**9
+    base = {
+        "name": f"version {info.version}",
+        "threshold": float(info.threshold),
+        "trained_until_day": known_at,
+        "request_schema_version": info.request_schema_version,
+        "features": tuple(info.features),
+        "version": int(info.version),
+    }
+    try:
+        model = registry.load(info.version)
+    except IntegrityError as exc:
+        return Candidate(
+            scores=np.full(len(rows), np.nan), p99_cpu_ms=math.inf, artifact_bytes=0, checksum_error=str(exc), **base
+        )
+    X = np.ascontiguousarray(rows[list(info.features)].to_numpy(dtype=np.float64))
+    latency = measure_latency(model.pipeline, X[: min(len(X), 500)], calls=latency_calls)
+    return Candidate(
+        scores=model.score(X),
+        p99_cpu_ms=latency.p99_cpu_ms,
+        artifact_bytes=int(Path(info.artifact_path).stat().st_size),
+        **base,
+    )
+
+
+def gate_rows(frame: pd.DataFrame, as_of_day: int, maturity_days: int, gate_days: int) -> pd.DataFrame:
+    """The gate's rows: the ``gate_days`` newest mature days before ``as_of_day`` (labels as known then).
+
+    Cards already reported as compromised before a day are not scored on it by
+    :func:`~mlsys_lab.evaluate.card_precision_at_k` either way (it drops cards detected on earlier days).
+    """
+    end = as_of_day - maturity_days
+    rows = frame[(frame["tx_time_days"] >= end - gate_days) & (frame["tx_time_days"] < end)]
+    return rows.reset_index(drop=True)

@@ -89,7 +89,7 @@ def test_leaky_challenger_is_caught(candidates: tuple[pd.DataFrame, dict[str, Ca
     honest = evaluate_gate(
         rows,
         c["lr"],
-        replace(c["leaky"], labels_known_at_day=42, p99_cpu_ms=0.1),
+        replace(c["leaky"], trained_until_day=42, p99_cpu_ms=0.1),
         k=K,
         config=GateConfig(max_alert_rate_ratio=100.0),
     )
