@@ -18,8 +18,8 @@ The days
     :func:`~mlsys_lab.training.train` was fitted on rows before its ``trained_until_day``
     (``split.train_start_day + split.train_days``; its validation folds are older still); a gate day
     before that for either model is refused by the ``unseen_days`` guardrail. That is how a leaky
-    challenger is caught: one retrained "on everything up to yesterday" has seen the gate days' labels, looks better on them, and would be
-    promoted by a gate that only compares numbers.
+    challenger is caught: one retrained "on everything up to yesterday" has fitted the gate days, looks
+    better on them, and would be promoted by a gate that only compares numbers.
 
 Guardrails (:class:`GateConfig` states the limits; each is a :class:`Check` with its value and reason)
     ``enough_days`` (at least ``min_days``: one week cannot decide), ``unseen_days``, ``latency``
