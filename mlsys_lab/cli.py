@@ -392,3 +392,7 @@ app.command(name="monitor")(_monitor)
 from mlsys_lab.drills import cli as drills_cli  # noqa: E402  (the drill sub-app; nothing heavy at import)
 
 app.add_typer(drills_cli.app, name="drill")
+
+from mlsys_lab.maintenance import cli as maintenance_cli  # noqa: E402  (retrain, gate, rollout; nothing heavy at import)
+
+maintenance_cli.register(app)

@@ -59,6 +59,7 @@ __all__ = [
     "create_app_from_env",
     "create_worker_app_from_env",
     "follow_alias",
+    "follow_rollout",
     "load_model_for",
     "start_service",
 ]
@@ -127,10 +128,31 @@ def follow_alias(service: Service) -> bool:
     return True
 
 
+def follow_rollout(service: Service) -> None:
+    """Attach or detach the canary router and shadow scorer that the rollout store names (module 06).
+
+    Runs on the same timer as :func:`follow_alias`; see :mod:`mlsys_lab.maintenance.rollout`.
+    """
+    from mlsys_lab.maintenance.rollout import attach_rollout  # the maintenance layer, only once a timer runs
+
+    attach_rollout(service)
+
+
+async def _follow_rollout_once(service: Service, last_refusal: str) -> str:
+    try:
+        await run_in_threadpool(follow_rollout, service)
+        return ""
+    except Exception as exc:  # the champion keeps serving alone; say so once per refusal
+        if str(exc) != last_refusal:
+            logger.warning("rollout not followed, the champion serves alone: %s", exc)
+        return str(exc)
+
+
 async def _follow_alias_forever(service: Service, every: float) -> None:
-    last_refusal = ""
+    last_refusal = rollout_refusal = ""
     while True:
         await asyncio.sleep(every)
+        rollout_refusal = await _follow_rollout_once(service, rollout_refusal)
         try:
             if await run_in_threadpool(follow_alias, service):
                 current = service.slot.current

@@ -229,6 +229,10 @@ class ServingState:
         self._consistent.set()
         self.lock_wait_seconds = 0.0  # total time requests waited for the lock: the price of one lock
         self.rebuilds = 0  # rebuilds after refused commits (not counting the one at start)
+        # A rollout (mlsys_lab.maintenance.rollout) may attach these: a canary router (which model decides
+        # a transaction; None = the served one) and a shadow scorer (called after the commit).
+        self.route: Callable[[Transaction], LoadedModel | None] | None = None
+        self.shadow: Callable[[Sequence[Scored], np.ndarray], None] | None = None
 
     @classmethod
     def rebuild(
@@ -407,18 +411,17 @@ class ServingState:
         model: LoadedModel,
         started: float,
     ) -> list[Scored]:
-        scores = model.score(rows)
-        threshold = float(model.info.threshold)
+        models, scores = self._score_routed(transactions, rows, model)
         decided = [
             Scored(
                 request_id=str(uuid.uuid4()),
                 transaction=tx,
                 score=float(score),
-                decision=bool(score >= threshold),
-                threshold=threshold,
-                model_version=model.info.version,
+                decision=bool(score >= float(chosen.info.threshold)),
+                threshold=float(chosen.info.threshold),
+                model_version=chosen.info.version,
             )
-            for tx, score in zip(transactions, scores.tolist(), strict=True)
+            for tx, chosen, score in zip(transactions, models, scores.tolist(), strict=True)
         ]
         latency_ms = (time.perf_counter() - started) * 1000
         decided_at = dt.datetime.now(dt.UTC)
@@ -436,13 +439,36 @@ class ServingState:
                 features=values,
                 score=s.score,
                 decision=s.decision,
-                threshold=threshold,
+                threshold=s.threshold,
                 latency_ms=latency_ms,
                 schema_version=s.transaction.schema_version,
             )
             for s, values in zip(decided, features, strict=True)
         )
+        self._shadow_score(decided, rows)
         return decided
+
+    def _score_routed(
+        self, transactions: Sequence[Transaction], rows: np.ndarray, model: LoadedModel
+    ) -> tuple[list[LoadedModel], np.ndarray]:
+        """Each row's deciding model (the canary router's choice, else ``model``) and score: one call per model."""
+        if self.route is None:
+            return [model] * len(transactions), model.score(rows)
+        models = [self.route(tx) or model for tx in transactions]
+        scores = np.empty(len(transactions))
+        for chosen in {id(m): m for m in models}.values():
+            picked = [i for i, m in enumerate(models) if m is chosen]
+            scores[picked] = chosen.score(rows[picked])
+        return models, scores
+
+    def _shadow_score(self, decided: Sequence[Scored], rows: np.ndarray) -> None:
+        """Give the shadow scorer the committed decisions; its failure never fails a decided request."""
+        if self.shadow is None or not decided:
+            return
+        try:
+            self.shadow(decided, rows)
+        except Exception:
+            logger.exception("shadow scoring failed; the decisions stand")
 
     def record_label(self, transaction_id: int, is_fraud: bool, label_time: dt.datetime) -> bool:
         """Store a label in the log (raises ``UnknownTransaction``), then apply it here.
