@@ -166,6 +166,18 @@ def test_hot_swap_under_traffic_fails_no_request(store, tmp_path):
     assert not mixed, f"{len(mixed)} answers mix two models, e.g. {mixed[0]}"
 
 
+def test_a_real_uvicorn_sends_server_timing_on_scoring_answers(store, tmp_path):
+    # Through uvicorn's own HTTP stack: the middleware's header must reach the wire, not just TestClient.
+    with running(store, f"sqlite:///{tmp_path / 'log.db'}") as server, httpx.Client(timeout=30) as client:
+        answers = [client.post(f"{server.url}/v1/score", json=body(90_000 + i, 3, minute=i)) for i in range(5)]
+        health = client.get(f"{server.url}/health")
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        names = [part.strip().split(";")[0] for part in answer.headers["server-timing"].split(",")]
+        assert names == ["state", "features", "model", "log", "total"], answer.headers["server-timing"]
+    assert "server-timing" not in health.headers
+
+
 def test_every_request_answered_200_survives_a_kill_9_and_a_restart(store, tmp_path):
     log_url = f"sqlite:///{tmp_path / 'log.db'}"
     server = ServerProcess(server_env(store, log_url), start_timeout=START_TIMEOUT)
