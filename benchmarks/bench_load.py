@@ -48,7 +48,7 @@ from mlsys_lab.load.slo import ONE_MILLION_AN_HOUR, check_slo
 from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -142,10 +142,10 @@ def main() -> None:
             "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / 'decisions.db'}",
         }
         env2 = {**env, "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / 'decisions-2w.db'}"}
-        with run_server(env2, output=root / "serve-2w.log", wait_path="/ready", workers=2) as server:
+        with run_server(env2, output=root / "serve-2w.log", wait_path="/ready", workers=2, start_timeout=300) as server:
             result, cpu, generator = _measure(server.url, server.process.pid, unpaced, pool, root / "serve-2w")
             two_workers = _row("serve --workers 2", result, cpu, unpaced.ramp_up_s, generator)
-        with run_server(env, output=root / "serve.log", wait_path="/ready") as server:
+        with run_server(env, output=root / "serve.log", wait_path="/ready", start_timeout=300) as server:
             result, cpu, generator = _measure(server.url, server.process.pid, unpaced, pool, root / "serve")
             rows.append(_row("mlsys-lab serve", result, cpu, unpaced.ramp_up_s, generator))
             rows.append(two_workers)

@@ -95,7 +95,7 @@ class ServerProcess:
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.output_path = output
         self.killed = False  # set when stop() or kill() had to SIGKILL it
-        self._output: IO[bytes] = output.open("wb") if output is not None else tempfile.TemporaryFile()  # noqa: SIM115
+        self._output: IO[bytes] = output.open("w+b") if output is not None else tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             _serve_command(self.port, workers),
             env={**os.environ, **env},
