@@ -320,5 +320,5 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(store, tmp_p
 
 def test_a_server_that_fails_to_start_says_why_from_its_log_file(tmp_path):
     # The log file is read back while the server writes it: opened write-only, reading it failed (EBADF).
-    with pytest.raises(RuntimeError, match="MLSYS_LAB_BATCH_LIMIT|batch_limit"):
+    with pytest.raises(RuntimeError, match=r"MLSYS_LAB_BATCH_LIMIT|batch_limit"):
         ServerProcess({"MLSYS_LAB_BATCH_LIMIT": "0"}, output=tmp_path / "server.log", start_timeout=START_TIMEOUT)
