@@ -268,6 +268,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,  # warnings hide its lines anyway; off, uvicorn skips building them per request
     )
 
 

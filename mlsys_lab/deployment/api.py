@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi import APIRouter, Body, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -27,9 +27,12 @@ from mlsys_lab.deployment.deps import (
 )
 from mlsys_lab.deployment.metrics import ServiceMetrics
 from mlsys_lab.deployment.settings import ServiceSettings
-from mlsys_lab.deployment.state import ConflictingTransaction, Scored, StateUnavailable, TooFarAhead
+from mlsys_lab.deployment.state import ConflictingTransaction, Scored, StageTimes, StateUnavailable, TooFarAhead
 
-__all__ = ["create_router"]
+__all__ = ["STAGE_TIMES_KEY", "create_router"]
+
+#: Where a scoring route leaves its StageTimes in ``request.state`` (the ServerTiming middleware reads it).
+STAGE_TIMES_KEY = "stage_times"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
@@ -68,11 +71,18 @@ def _unprocessable(loc: Sequence[str | int], message: str) -> RequestValidationE
 
 
 def _decide(
-    serving: ServingDep, model: ModelDep, transactions: Sequence[schemas.Transaction], batch: bool
+    request: Request,
+    serving: ServingDep,
+    model: ModelDep,
+    transactions: Sequence[schemas.Transaction],
+    batch: bool,
 ) -> list[Scored]:
     started = time.perf_counter()
+    times = StageTimes()
+    # Read by the ServerTiming middleware (mlsys_lab.deployment.service) for the Server-Timing header.
+    setattr(request.state, STAGE_TIMES_KEY, times)
     try:
-        return serving.decide(transactions, model, started)
+        return serving.decide(transactions, model, started, times)
     except ConflictingTransaction as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except TooFarAhead as exc:
@@ -106,9 +116,13 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
     V1Batch, V2Batch = schemas.batch_models(settings.batch_limit)
 
     def decide(
-        serving: ServingDep, model: ModelDep, transactions: Sequence[schemas.Transaction], batch: bool
+        request: Request,
+        serving: ServingDep,
+        model: ModelDep,
+        transactions: Sequence[schemas.Transaction],
+        batch: bool,
     ) -> list[Scored]:
-        scored = _decide(serving, model, transactions, batch)
+        scored = _decide(request, serving, model, transactions, batch)
         if metrics is not None:
             metrics.observe_scored(scored)
         return scored
@@ -140,28 +154,31 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
 
     @router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
     def score_v1(
-        body: schemas.TransactionV1Create, serving: ServingDep, model: ModelDep, response: Response
+        body: schemas.TransactionV1Create, serving: ServingDep, model: ModelDep, request: Request, response: Response
     ) -> schemas.ScorePublic:
         """Score one transaction (v1: naive bank-local time, amount in euros). Prefer ``/v2/score``."""
         response.headers.update(_V1_DEPRECATION)
-        return _public(decide(serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
+        return _public(decide(request, serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
 
     @router.post("/v2/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
-    def score_v2(body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep) -> schemas.ScorePublic:
+    def score_v2(
+        body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep, request: Request
+    ) -> schemas.ScorePublic:
         """Score one transaction (v2: timezone-aware time, integer cents and currency)."""
-        return _public(decide(serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
+        return _public(decide(request, serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
 
     @router.post("/v1/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
     def score_batch_v1(
         body: Annotated[V1Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
         serving: ServingDep,
         model: ModelDep,
+        request: Request,
         response: Response,
     ) -> schemas.BatchScorePublic:
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v1 transactions in order, with one model call."""
         response.headers.update(_V1_DEPRECATION)
         rows: list[schemas.TransactionV1Create] = body.transactions  # type: ignore[attr-defined]
-        scored = decide(serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
+        scored = decide(request, serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post("/v2/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
@@ -169,10 +186,11 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
         body: Annotated[V2Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
         serving: ServingDep,
         model: ModelDep,
+        request: Request,
     ) -> schemas.BatchScorePublic:
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v2 transactions in order, with one model call."""
         rows: list[schemas.TransactionV2Create] = body.transactions  # type: ignore[attr-defined]
-        scored = decide(serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
+        scored = decide(request, serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post(

@@ -1,5 +1,10 @@
 """Typed dependencies of the scoring routes (the ``deps.py`` of full-stack-fastapi-template).
 
+The request-path dependencies are ``async def`` although they only read attributes: FastAPI runs
+a plain ``def`` dependency in the thread pool, one hop per dependency per request, and the profile of
+``/v1/score`` showed those hops (three per request) costing more than the model call. Only the
+endpoint, which blocks on the decision log's commit, takes the hop.
+
 Tests swap any of them with ``app.dependency_overrides[get_model] = ...``. :func:`get_model` is where
 a request captures the served model: the one read of :attr:`ModelSlot.current` per request, so a hot
 swap during the request does not change the model it uses. :func:`load_model_for` is the one way the
@@ -71,7 +76,7 @@ def load_model_for(service: Service) -> LoadedModel:
     return model
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -79,14 +84,14 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_settings(service: ServiceDep) -> ServiceSettings:
+async def get_settings(service: ServiceDep) -> ServiceSettings:
     return service.settings
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 
 
-def get_model(service: ServiceDep) -> LoadedModel:
+async def get_model(service: ServiceDep) -> LoadedModel:
     """The served model for this request, read once; 503 with the reason when there is none."""
     model = service.slot.current
     if model is None:
@@ -99,7 +104,7 @@ def get_model(service: ServiceDep) -> LoadedModel:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
-def get_serving(service: ServiceDep) -> ServingState:
+async def get_serving(service: ServiceDep) -> ServingState:
     """The feature state and decision log; 503 with the reason when the log could not be opened."""
     if service.serving is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"decision log unavailable: {service.serving_reason}")

@@ -31,6 +31,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,16 +46,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
-from mlsys_lab.deployment.api import create_router
+from mlsys_lab.deployment.api import STAGE_TIMES_KEY, create_router
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.deps import Service, load_model_for
 from mlsys_lab.deployment.metrics import MetricsMiddleware, ServiceMetrics, metrics_router
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.settings import ServiceSettings
-from mlsys_lab.deployment.state import ServingState
+from mlsys_lab.deployment.state import ServingState, StageTimes
 
 __all__ = [
     "BodySizeLimit",
+    "ServerTiming",
     "create_app",
     "create_app_from_env",
     "create_worker_app_from_env",
@@ -271,6 +273,47 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+class ServerTiming:
+    """Pure ASGI middleware: a ``Server-Timing`` header on every response a scoring route timed.
+
+    The route leaves a :class:`~mlsys_lab.deployment.state.StageTimes` in ``request.state``; when the
+    response starts, this adds ``state``, ``features``, ``model`` and ``log`` (the decision log's
+    insert and commit) and ``total``: from the request reaching the app to its response starting,
+    so it also holds body parsing, validation, the thread-pool hop and JSON serialisation. Durations
+    are milliseconds, as the W3C Server-Timing header wants; curl (``-i``), browsers' dev tools and
+    locust's response objects show them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def send_with_timing(message: Message) -> None:
+            times = state.get(STAGE_TIMES_KEY)
+            if message["type"] == "http.response.start" and isinstance(times, StageTimes):
+                total = time.perf_counter() - started
+                value = ", ".join(
+                    f"{name};dur={seconds * 1000:.3f}"
+                    for name, seconds in (
+                        ("state", times.state),
+                        ("features", times.features),
+                        ("model", times.model),
+                        ("log", times.log),
+                        ("total", total),
+                    )
+                )
+                message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
 def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> FastAPI:
     """The scoring app for ``settings`` (from the environment when None); loads nothing until it starts.
 
@@ -307,6 +350,7 @@ def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> 
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ServerTiming)  # its total includes reading the body
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 413s and 500s are counted too
     app.state.metrics = metrics
     app.include_router(create_router(settings, metrics))

@@ -81,6 +81,7 @@ __all__ = [
     "ModelUnusable",
     "Scored",
     "ServingState",
+    "StageTimes",
     "StateUnavailable",
     "TooFarAhead",
     "check_model",
@@ -167,6 +168,21 @@ class ModelSlot:
             self.unavailable_reason = ""
             self.refused_reason = ""
             return previous, model
+
+
+@dataclass
+class StageTimes:
+    """Where one request's time went inside :meth:`ServingState.decide`, in seconds (wall clock).
+
+    The API turns it into a ``Server-Timing`` header, so a learner reads it from curl or locust.
+    ``state`` is waiting for the lock plus applying other workers' commits and the duplicate check;
+    ``features`` the online features; ``model`` the model call; ``log`` the decision log's insert and commit.
+    """
+
+    state: float = 0.0
+    features: float = 0.0
+    model: float = 0.0
+    log: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -333,8 +349,16 @@ class ServingState:
                 index,
             )
 
-    def decide(self, transactions: Sequence[Transaction], model: LoadedModel, started: float) -> list[Scored]:
+    def decide(
+        self,
+        transactions: Sequence[Transaction],
+        model: LoadedModel,
+        started: float,
+        times: StageTimes | None = None,
+    ) -> list[Scored]:
         """Features, scores and decisions for ``transactions`` (in order), each committed to the log.
+
+        ``times``, when given, receives where the time went (see :class:`StageTimes`).
 
         Idempotent by transaction id: a transaction already decided with the same content (ids,
         time, amount) gets its stored decision back (``replayed=True``); different content is a
@@ -352,6 +376,7 @@ class ServingState:
         """
         self._refuse_if_dirty()
         names = model.info.features
+        times = times if times is not None else StageTimes()
         waited = time.perf_counter()
         with self._lock:
             self.lock_wait_seconds += time.perf_counter() - waited
@@ -365,6 +390,8 @@ class ServingState:
             _refuse_conflicts(transactions, stored)
             new = [tx for tx in transactions if tx.transaction_id not in stored]
             self._check_time(new)
+            clock = time.perf_counter()
+            times.state += clock - waited
             batch = len(new) > 1
             records = [_as_record(tx) for tx in new]
             rows = np.empty((len(new), len(names)))
@@ -375,8 +402,9 @@ class ServingState:
                     self._observe(record)
                 features.append(values)
                 rows[i] = [values[name] for name in names]
+            times.features += time.perf_counter() - clock
             try:
-                decided = self._score_and_commit(new, rows, features, model, started) if new else []
+                decided = self._score_and_commit(new, rows, features, model, started, times) if new else []
             except DuplicateTransaction as exc:
                 # Another process decided one of these in between (the database's unique key said so).
                 if batch:
@@ -410,8 +438,11 @@ class ServingState:
         features: Sequence[dict[str, float]],
         model: LoadedModel,
         started: float,
+        times: StageTimes,
     ) -> list[Scored]:
+        clock = time.perf_counter()
         models, scores = self._score_routed(transactions, rows, model)
+        times.model += time.perf_counter() - clock
         decided = [
             Scored(
                 request_id=str(uuid.uuid4()),
@@ -425,6 +456,7 @@ class ServingState:
         ]
         latency_ms = (time.perf_counter() - started) * 1000
         decided_at = dt.datetime.now(dt.UTC)
+        clock = time.perf_counter()
         # One transaction for a batch: all its decisions are logged, or none and the request fails.
         self.log.record_many(
             Decision(
@@ -445,6 +477,7 @@ class ServingState:
             )
             for s, values in zip(decided, features, strict=True)
         )
+        times.log += time.perf_counter() - clock
         self._shadow_score(decided, rows)
         return decided
 

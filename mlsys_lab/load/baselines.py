@@ -16,7 +16,10 @@ is honestly naive, not a strawman: it works, and every line is what a tutorial s
 ``async def`` endpoint: what serving costs without the guarantee that every decision is kept. The
 real service, which logs every decision, should come as close to it as engineering allows.
 
-Run one with ``python -m mlsys_lab.load.baselines naive|floor MODEL.pkl PORT [DB]``; it binds 127.0.0.1.
+``noop``: an ``async def`` POST ``/v1/score`` that reads nothing and returns a constant: the HTTP
+floor, what uvicorn and FastAPI cost per request before any scoring. No service can beat it.
+
+Run one with ``python -m mlsys_lab.load.baselines naive|floor|noop MODEL.pkl PORT [DB]``; it binds 127.0.0.1.
 Both answer ``/health`` and ``POST /v1/score`` with the v1 body.
 """
 
@@ -32,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["Tx", "floor_app", "naive_app", "save_model"]
+__all__ = ["Tx", "floor_app", "naive_app", "noop_app", "save_model"]
 
 
 class Tx(BaseModel):
@@ -135,6 +138,23 @@ def floor_app(model_path: Path) -> Any:
     return app
 
 
+def noop_app() -> Any:
+    """The HTTP floor: the same routes, no parsing, no features, no model, no log (see the module docstring)."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.post("/v1/score")
+    async def score() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 def main(argv: list[str]) -> None:
     """``naive|floor MODEL.pkl PORT [DB]``: serve one baseline on 127.0.0.1:PORT until stopped."""
     import uvicorn
@@ -144,8 +164,10 @@ def main(argv: list[str]) -> None:
         app = naive_app(model_path, Path(argv[3]))
     elif kind == "floor":
         app = floor_app(model_path)
+    elif kind == "noop":
+        app = noop_app()
     else:
-        raise SystemExit(f"unknown baseline {kind!r}: choose naive or floor")
+        raise SystemExit(f"unknown baseline {kind!r}: choose naive, floor or noop")
     uvicorn.run(app, host="127.0.0.1", port=port)
 
 

@@ -232,6 +232,49 @@ def test_batch_over_the_limit_is_a_422_naming_the_field(client):
     assert "at most 8" in response.json()["detail"][0]["msg"]
 
 
+# -- Server-Timing: where a scoring request's time went ------------------------------------------------
+
+STAGES = ["state", "features", "model", "log", "total"]
+
+
+def server_timing(response: object) -> dict[str, float]:
+    """``Server-Timing: name;dur=ms, ...`` as {name: ms}, in header order."""
+    header = response.headers["server-timing"]  # type: ignore[attr-defined]
+    metrics = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        metrics[name] = float(duration)
+    return metrics
+
+
+def test_a_scored_request_says_in_server_timing_where_its_time_went(client):
+    response = client.post("/v2/score", json=v2_body())
+    assert response.status_code == 200, response.text
+    timing = server_timing(response)
+    assert list(timing) == STAGES, f"expected the stages {STAGES}, got {response.headers['server-timing']!r}"
+    # A new decision calls the model and commits to the log: both took time.
+    assert timing["model"] > 0 and timing["log"] > 0 and timing["features"] > 0, timing
+    # The stages are consecutive parts of the request: together they fit inside its total.
+    assert sum(timing[name] for name in STAGES[:-1]) <= timing["total"], timing
+
+
+def test_server_timing_of_a_retry_shows_no_model_call_and_no_log_write(client):
+    body = v1_body()
+    assert client.post("/v1/score", json=body).status_code == 200
+    again = client.post("/v1/score", json=body)
+    assert again.status_code == 200, again.text
+    timing = server_timing(again)
+    assert timing["model"] == 0 and timing["log"] == 0, f"a retry gets its stored decision, timing {timing}"
+
+
+def test_a_batch_has_server_timing_and_health_and_errors_have_none(client):
+    batch = client.post("/v1/score/batch", json={"transactions": [v1_body() for _ in range(3)]})
+    assert batch.status_code == 200 and list(server_timing(batch)) == STAGES
+    assert "server-timing" not in client.get("/health").headers
+    refused = client.post("/v1/score", json=v1_body(tx_amount=-1))
+    assert refused.status_code == 422 and "server-timing" not in refused.headers
+
+
 # -- bad requests: 422 naming the field -------------------------------------------------------------
 
 

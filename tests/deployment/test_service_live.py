@@ -166,6 +166,18 @@ def test_hot_swap_under_traffic_fails_no_request(store, tmp_path):
     assert not mixed, f"{len(mixed)} answers mix two models, e.g. {mixed[0]}"
 
 
+def test_a_real_uvicorn_sends_server_timing_on_scoring_answers(store, tmp_path):
+    # Through uvicorn's own HTTP stack: the middleware's header must reach the wire, not just TestClient.
+    with running(store, f"sqlite:///{tmp_path / 'log.db'}") as server, httpx.Client(timeout=30) as client:
+        answers = [client.post(f"{server.url}/v1/score", json=body(90_000 + i, 3, minute=i)) for i in range(5)]
+        health = client.get(f"{server.url}/health")
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        names = [part.strip().split(";")[0] for part in answer.headers["server-timing"].split(",")]
+        assert names == ["state", "features", "model", "log", "total"], answer.headers["server-timing"]
+    assert "server-timing" not in health.headers
+
+
 def test_every_request_answered_200_survives_a_kill_9_and_a_restart(store, tmp_path):
     log_url = f"sqlite:///{tmp_path / 'log.db'}"
     server = ServerProcess(server_env(store, log_url), start_timeout=START_TIMEOUT)
@@ -304,3 +316,9 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(store, tmp_p
                 case.call_and_validate(base_url=server.url, headers=ADMIN, checks=checks, timeout=10)
 
             check()
+
+
+def test_a_server_that_fails_to_start_says_why_from_its_log_file(tmp_path):
+    # The log file is read back while the server writes it: opened write-only, reading it failed (EBADF).
+    with pytest.raises(RuntimeError, match=r"MLSYS_LAB_BATCH_LIMIT|batch_limit"):
+        ServerProcess({"MLSYS_LAB_BATCH_LIMIT": "0"}, output=tmp_path / "server.log", start_timeout=START_TIMEOUT)
