@@ -22,6 +22,7 @@ LEAKY_FEATURES = {"terminal_fraud_rate"}
 # %% wrong: function objects instead of names
 LEAKY_FEATURES = {CANDIDATES[n] for n in ("terminal_fraud_rate", "terminal_risk_last_week", "card_defrauded_before")}
 
+
 # %% wrong: the set a wrong detector gives (it flips every label, known ones too); graded through that detector it would pass
 def flips_every_label(feature_fn, transactions, as_of_seconds):
     flipped = transactions.copy()
