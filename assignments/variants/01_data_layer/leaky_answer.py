@@ -21,3 +21,17 @@ LEAKY_FEATURES = {"terminal_fraud_rate"}
 
 # %% wrong: function objects instead of names
 LEAKY_FEATURES = {CANDIDATES[n] for n in ("terminal_fraud_rate", "terminal_risk_last_week", "card_defrauded_before")}
+
+
+# %% wrong: the set a wrong detector gives (it flips every label, known ones too); graded through that detector it would pass
+def flips_every_label(feature_fn, transactions, as_of_seconds):
+    flipped = transactions.copy()
+    flipped["tx_fraud"] = 1 - flipped["tx_fraud"]
+    past = transactions["tx_time_seconds"].to_numpy() <= as_of_seconds
+    before = np.asarray(feature_fn(transactions), dtype=float)[past]
+    return not np.allclose(before, np.asarray(feature_fn(flipped), dtype=float)[past], equal_nan=True)
+
+
+LEAKY_FEATURES = {
+    name for name, fn in CANDIDATES.items() if any(flips_every_label(fn, probe, d * 86_400) for d in (10, 18, 25))
+}
