@@ -40,13 +40,12 @@ def xdist_group_for(item: pytest.Item) -> str | None:
     return None
 
 
-# tryfirst: xdist appends the group to each test id in its own modifyitems hook, which must see the marks.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every test that shares an expensive fixture an ``xdist_group`` (see the module docstring)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        group = xdist_group_for(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+# Per item as it is collected, so the mark is there before any pytest_collection_modifyitems:
+# xdist's own (in each worker) appends the group to the test id there, and it may run first.
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Give a test that shares an expensive fixture an ``xdist_group`` (see the module docstring)."""
+    if item.get_closest_marker("xdist_group") is not None:
+        return
+    group = xdist_group_for(item)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
