@@ -5,6 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-from-lock
 PYTEST_ARGS ?=
+# Tests run on both cores (pytest-xdist). loadgroup keeps each course module's expensive session
+# fixtures (nbgrader round trip, executed solution, variant kernel) on one worker: see
+# tests/conftest.py. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format notebooks lab bench lock clean
@@ -24,10 +29,10 @@ demo: $(STAMP)  ## Run the system's main job on embedded defaults
 	$(BIN)/mlsys-lab demo
 
 test: $(STAMP)  ## Run the whole test suite, slow tests included (what CI runs)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## Run the tests that take seconds, not minutes
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .

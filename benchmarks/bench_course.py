@@ -10,19 +10,25 @@ Prints two markdown tables:
 3. autograding a class of generated submissions in one ``nbgrader autograde`` call: a mix of correct
    (the reference), blank (the release) and wrong (each exercise answered by one of its wrong
    variants from ``assignments/variants/``). With ``--class-size N`` smaller than 30 the time for
-   30 is extrapolated linearly and the table says so.
+   30 is extrapolated linearly and the table says so;
+4. the same class graded with ``mlsys-lab autograde --jobs N`` (``course.autograde_class``: one real
+   ``nbgrader autograde`` per student in a private copy of the course, N at a time, merged into the
+   one gradebook), next to the one-call sequential run, wall and CPU time (the CPU of every nbgrader
+   and kernel process, from ``getrusage(RUSAGE_CHILDREN)``). The scores of both runs are compared.
 
 Targets from COURSE.md and issue 9, printed as information, never asserted: all solutions in fast
 mode together in at most 5 minutes on 2 cores; one student's whole course autograded in at most
 2 minutes; a class of 30 in at most 15 minutes.
 
-Usage: ``python benchmarks/bench_course.py [--class-size 30] [--skip-notebooks]``
+Usage: ``python benchmarks/bench_course.py [--class-size 30] [--jobs 2] [--skip-notebooks]
+[--skip-single] [--assignments 00_notebook_thinking ...]``
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -74,6 +80,19 @@ def _submit_class(course_dir: Path, assignments: list[str], size: int) -> dict[s
     return counts
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process tree of this process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(action: object) -> tuple[float, float]:
+    """Wall and child-CPU seconds of ``action()``."""
+    wall, cpu = time.perf_counter(), _children_cpu()
+    action()  # type: ignore[operator]
+    return time.perf_counter() - wall, _children_cpu() - cpu
+
+
 def _run(notebook: Path, out_dir: Path, parameters: dict[str, object]) -> float:
     started = time.perf_counter()
     papermill.execute_notebook(
@@ -101,8 +120,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--class-size", type=int, default=30, help="students in the generated class (default 30)")
     parser.add_argument("--skip-notebooks", action="store_true", help="skip the papermill table")
+    parser.add_argument("--skip-single", action="store_true", help="skip autograding one student's course")
+    parser.add_argument("--jobs", type=int, default=2, help="students graded at once in the parallel run")
+    parser.add_argument("--assignments", nargs="+", help="grade only these modules (default: all)")
     args = parser.parse_args()
-    assignments = course.discover_assignments(ROOT)
+    assignments = args.assignments or course.discover_assignments(ROOT)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
         out = Path(tmp)
@@ -113,24 +135,38 @@ def main() -> None:
                 solution = ROOT / "solutions" / name / f"{name}.ipynb"
                 rows.append((name, _run(solution, out, {"FAST": True}), _run(solution, out, {})))
 
-        course_dir = course.prepare_course_dir(ROOT, out / "course", assignments)
-        course.run_nbgrader(["generate_assignment", "*", "--force"], course_dir)
-        course.run_nbgrader(["generate_solution", "*", "--force"], course_dir)
-        for name in assignments:
-            target = course_dir / "submitted" / "student" / name
-            target.mkdir(parents=True)
-            shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", target / f"{name}.ipynb")
-        started = time.perf_counter()
-        course.run_nbgrader(["autograde", "*", "--create"], course_dir)
-        autograde = time.perf_counter() - started
+        autograde = 0.0
+        if not args.skip_single:
+            course_dir = course.prepare_course_dir(ROOT, out / "course", assignments)
+            course.run_nbgrader(["generate_assignment", "*", "--force"], course_dir)
+            course.run_nbgrader(["generate_solution", "*", "--force"], course_dir)
+            for name in assignments:
+                target = course_dir / "submitted" / "student" / name
+                target.mkdir(parents=True)
+                shutil.copy(ROOT / "solutions" / name / f"{name}.ipynb", target / f"{name}.ipynb")
+            started = time.perf_counter()
+            course.run_nbgrader(["autograde", "*", "--create"], course_dir)
+            autograde = time.perf_counter() - started
 
         class_dir = course.prepare_course_dir(ROOT, out / "class", assignments)
         course.run_nbgrader(["generate_assignment", "*", "--force"], class_dir)
         course.run_nbgrader(["generate_solution", "*", "--force"], class_dir)
         counts = _submit_class(class_dir, assignments, args.class_size)
-        started = time.perf_counter()
-        course.run_nbgrader(["autograde", "*", "--create"], class_dir)
-        class_seconds = time.perf_counter() - started
+        parallel_dir = out / "class-parallel"
+        shutil.copytree(class_dir, parallel_dir)  # the same class, not yet graded
+        class_seconds, class_cpu = _timed(lambda: course.run_nbgrader(["autograde", "*", "--create"], class_dir))
+
+        def grade_in_parallel() -> None:
+            for name in assignments:
+                course.autograde_class(parallel_dir, name, jobs=args.jobs)
+
+        parallel_seconds, parallel_cpu = _timed(grade_in_parallel)
+        same = all(
+            course.gradebook_scores(class_dir / "gradebook.db", name).equals(
+                course.gradebook_scores(parallel_dir / "gradebook.db", name)
+            )
+            for name in assignments
+        )
 
     if rows:
         print("Solution notebooks under papermill (seconds)\n")
@@ -143,14 +179,22 @@ def main() -> None:
         total_full = sum(r[2] for r in rows)
         print(f"| **all notebooks** | **{total_fast:.1f}** | **{total_full:.1f}** |")
         print("\ntarget: all solutions in fast mode <= 300 s\n")
-    print("| autograde | seconds |")
-    print("|---|---|")
-    print(f"| one student's whole course: {len(assignments)} module(s), reference solutions | {autograde:.1f} |")
+    print(f"Modules: {', '.join(assignments)}\n")
+    print("| autograde | wall s | CPU s |")
+    print("|---|---|---|")
+    if not args.skip_single:
+        print(f"| one student's whole course: {len(assignments)} module(s), reference solutions | {autograde:.1f} | |")
     mix = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-    print(f"| a class of {args.class_size} ({mix}), one autograde call | {class_seconds:.1f} |")
+    print(
+        f"| a class of {args.class_size} ({mix}), one `nbgrader autograde` call "
+        f"| {class_seconds:.1f} | {class_cpu:.1f} |"
+    )
+    print(f"| the same class, `mlsys-lab autograde --jobs {args.jobs}` | {parallel_seconds:.1f} | {parallel_cpu:.1f} |")
     if args.class_size != 30:
-        estimate = class_seconds * 30 / args.class_size
-        print(f"| a class of 30, **extrapolated** linearly from {args.class_size} | {estimate:.1f} |")
+        for label, seconds in (("one call", class_seconds), (f"--jobs {args.jobs}", parallel_seconds)):
+            estimate = seconds * 30 / args.class_size
+            print(f"| a class of 30, {label}, **extrapolated** linearly from {args.class_size} | {estimate:.1f} | |")
+    print(f"\nspeed-up (wall): {class_seconds / parallel_seconds:.2f}x; identical scores: {same}")
     print("\ntargets: one student <= 120 s; a class of 30 <= 900 s")
 
 

@@ -382,6 +382,39 @@ def grades(
         raise typer.BadParameter(str(exc.args[0]), param_hint="ASSIGNMENT") from None
 
 
+@app.command()
+def autograde(
+    assignment: Annotated[str, typer.Argument(help="The assignment, e.g. 00_notebook_thinking.")],
+    course_dir: Annotated[Path, typer.Option("--course", help="The nbgrader course directory.")] = Path("assignments"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Students graded at once (one per core).")] = 2,
+    student: Annotated[
+        list[str] | None, typer.Option("--student", help="Grade only this student (repeatable).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Regrade students already autograded.")] = False,
+) -> None:
+    """Autograde every submission of ASSIGNMENT, several students at once, into the one gradebook."""
+    from mlsys_lab import course
+
+    if jobs < 1:
+        raise typer.BadParameter(f"must be at least 1, got {jobs}", param_hint="--jobs")
+    try:
+        result = course.autograde_class(course_dir, assignment, jobs=jobs, students=student, force=force)
+    except ValueError as exc:
+        text = str(exc)
+        hint = "--student" if "No submission" in text else "--course" if "No gradebook" in text else "ASSIGNMENT"
+        raise typer.BadParameter(text, param_hint=hint) from None
+    typer.echo(f"{assignment}: graded {len(result.graded)}, skipped {len(result.skipped)}, failed {len(result.failed)}")
+    for name in result.graded:
+        typer.echo(f"  graded  {name}")
+    for name in result.skipped:
+        typer.echo(f"  skipped {name} (already autograded; --force regrades)")
+    for name, reason in result.failed.items():
+        typer.echo(f"  FAILED  {name}: {reason}")
+    typer.echo(f"Scores: mlsys-lab grades {assignment} --course {course_dir}")
+    if result.failed:
+        raise typer.Exit(code=1)
+
+
 from mlsys_lab.load import cli as load_cli  # noqa: E402  (the load sub-app; it imports nothing heavy at import)
 
 app.add_typer(load_cli.app, name="load")

@@ -1126,3 +1126,190 @@ def grades_report(db_url_or_path: str | Path, assignment: str) -> str:
         state = f"{waiting:g} point(s) pending manual grading" if waiting else "final"
         lines.append(f"{student}: {done:g} / {total:g} ({state})")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Grading a class on several cores
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassGrading:
+    """What :func:`autograde_class` did: who was graded, who was skipped, who failed and why."""
+
+    graded: list[str]
+    skipped: list[str]
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def autograde_class(
+    course_dir: Path,
+    assignment: str,
+    jobs: int = 1,
+    students: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    timeout: float | None = None,
+) -> ClassGrading:
+    """Autograde every submission of ``assignment``, ``jobs`` students at a time, into one gradebook.
+
+    ``nbgrader autograde`` grades one student after another: one kernel, one core. Running several
+    ``nbgrader autograde --student`` at once in the same course directory would put several writers
+    on one SQLite gradebook, where a writer that waits longer than SQLite's busy timeout fails with
+    "database is locked". Here each student is graded by a real ``nbgrader autograde`` in a private
+    copy of the course directory (the configuration, the source, the submission and a copy of the
+    gradebook taken before grading starts), so nbgrader's own code does all the scoring and writers
+    never meet. This process alone then copies each student's results into the instructor's
+    gradebook through nbgrader's ``Gradebook`` API, one student at a time: the submission and its
+    timestamp, every cell's ``auto_score`` and ``needs_manual_grade``, every answer's ``auto_comment``
+    and each notebook's late penalty (everything ``nbgrader autograde`` writes), and the graded
+    notebooks into ``autograded/``. Manual grades already in the gradebook are kept.
+
+    Parameters
+    ----------
+    course_dir : Path
+        The nbgrader course directory (``nbgrader_config.py``, ``gradebook.db``, ``source/``,
+        ``submitted/STUDENT/ASSIGNMENT/``), after ``nbgrader generate_assignment``.
+    assignment : str
+        The assignment to grade, e.g. ``00_notebook_thinking``.
+    jobs : int, default 1
+        Students graded at the same time; one per core is the useful maximum.
+    students : sequence of str, optional
+        Who to grade; default every student with a folder ``submitted/STUDENT/ASSIGNMENT``.
+    force : bool, default False
+        Regrade students already in ``autograded/`` (nbgrader's ``--force``); otherwise they are
+        skipped, as ``nbgrader autograde`` skips them.
+    timeout : float, optional
+        Seconds one student's grading may take before it is stopped and reported as failed.
+
+    Returns
+    -------
+    ClassGrading
+        The students graded, skipped and failed. A failed student (nbgrader logged an ERROR: the
+        kernel died, the run was stopped) is left in the gradebook exactly as ``nbgrader
+        autograde`` leaves them (cells without an automatic score, no ``autograded/`` folder); the
+        reason is nbgrader's error line.
+
+    Raises
+    ------
+    ValueError
+        If ``jobs`` is below 1, there is no ``gradebook.db``, the gradebook does not know
+        ``assignment``, or a named student has no submission.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}; pass --jobs 2 on a 2-core machine.")
+    course_dir = Path(course_dir).resolve()
+    gradebook = course_dir / "gradebook.db"
+    if not gradebook.is_file():  # nbgrader would silently create an empty one
+        raise ValueError(f"No gradebook at {gradebook}: pass the course directory that holds gradebook.db.")
+    with Gradebook(f"sqlite:///{gradebook}", course_id="") as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise ValueError(
+                f"The gradebook {gradebook} has no assignment {assignment!r}: run "
+                f"`nbgrader generate_assignment {assignment}` in {course_dir} first."
+            ) from None
+    submitted = course_dir / "submitted"
+    available = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
+    wanted = list(students) if students is not None else available
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise ValueError(f"No submission of {assignment} for {missing}: expected {submitted}/STUDENT/{assignment}/.")
+    done = [s for s in wanted if (course_dir / "autograded" / s / assignment).exists()]
+    skipped = [] if force else done
+    to_grade = [s for s in wanted if s not in skipped]
+    for student in skipped:
+        logger.warning("Skipping %s: already autograded (pass force=True / --force to regrade)", student)
+
+    graded: list[str] = []
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="mlsys-lab-autograde-") as tmp:
+        # One snapshot before anyone is graded: every worker starts from the same gradebook.
+        snapshot = Path(tmp) / "gradebook.db"
+        shutil.copyfile(gradebook, snapshot)
+
+        def grade_one(student: str) -> tuple[Path, str | None]:
+            workdir = Path(tmp) / "students" / student
+            _private_course_copy(course_dir, workdir, snapshot, assignment, student)
+            # The URL is pinned so that a db_url in the course's config cannot send a worker to the
+            # instructor's gradebook.
+            db = f"--CourseDirectory.db_url=sqlite:///{workdir / 'gradebook.db'}"
+            args = ["autograde", assignment, "--student", student, db]
+            try:
+                run_nbgrader(args, workdir, timeout=timeout)
+            except RuntimeError as exc:  # "`nbgrader ...` failed (exit status N): <cause>"
+                return workdir, str(exc).splitlines()[0].split("): ", 1)[-1]
+            except subprocess.TimeoutExpired:
+                return workdir, f"grading took longer than {timeout} s and was stopped"
+            return workdir, None
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_one, student): student for student in to_grade}
+            # Merged here, in this one thread, as each student finishes: one writer on the gradebook.
+            for future in as_completed(futures):
+                student = futures[future]
+                workdir, error = future.result()
+                merged = _merge_student(workdir, course_dir, assignment, student)
+                if error is None and merged:
+                    graded.append(student)
+                else:
+                    failed[student] = error or "nbgrader stored no submission"
+                    logger.error("Grading %s failed: %s", student, failed[student])
+    return ClassGrading(graded=sorted(graded), skipped=skipped, failed=failed)
+
+
+def _private_course_copy(course_dir: Path, workdir: Path, snapshot: Path, assignment: str, student: str) -> None:
+    """A course directory of one's own: config, source, this student's submission, a gradebook copy."""
+    workdir.mkdir(parents=True)
+    shutil.copyfile(course_dir / "nbgrader_config.py", workdir / "nbgrader_config.py")
+    shutil.copyfile(snapshot, workdir / "gradebook.db")
+    shutil.copytree(course_dir / "source" / assignment, workdir / "source" / assignment)
+    shutil.copytree(course_dir / "submitted" / student / assignment, workdir / "submitted" / student / assignment)
+
+
+def _merge_student(workdir: Path, course_dir: Path, assignment: str, student: str) -> bool:
+    """Copy one student's autograde results from ``workdir`` into ``course_dir``; False if there were none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{workdir / 'gradebook.db'}", course_id="") as source:
+        try:
+            submission = source.find_submission(assignment, student)
+        except MissingEntry:
+            return False
+        who = source.find_student(student)
+        with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id="") as target:
+            try:
+                target.find_student(student)
+            except MissingEntry:
+                target.update_or_create_student(
+                    student, first_name=who.first_name, last_name=who.last_name, email=who.email
+                )
+            # nbgrader sets the timestamp only when the submission has one (timestamp.txt).
+            extra = {"timestamp": submission.timestamp} if submission.timestamp is not None else {}
+            target.update_or_create_submission(assignment, student, **extra)
+            for notebook in submission.notebooks:
+                into = target.find_submission_notebook(notebook.name, assignment, student)
+                into.late_submission_penalty = notebook.late_submission_penalty
+                for grade in notebook.grades:
+                    cell = target.find_grade(grade.name, notebook.name, assignment, student)
+                    # Copied, not recomputed: the copy held this gradebook's manual scores, so this is
+                    # what nbgrader's SaveAutoGrades decided here.
+                    cell.auto_score = grade.auto_score
+                    cell.needs_manual_grade = grade.needs_manual_grade
+                for comment in notebook.comments:
+                    target.find_comment(
+                        comment.name, notebook.name, assignment, student
+                    ).auto_comment = comment.auto_comment
+            target.db.commit()
+    graded_dir = workdir / "autograded" / student / assignment
+    if graded_dir.is_dir():
+        destination = course_dir / "autograded" / student / assignment
+        if destination.exists():
+            shutil.rmtree(destination)
+        shutil.copytree(graded_dir, destination)
+    return True
