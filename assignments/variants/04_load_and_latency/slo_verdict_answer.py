@@ -1,7 +1,13 @@
 # ruff: noqa
 # %% correct: a dict of checks, without share_within
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     total = sum(run["latency_ms"].values())
     within = sum(c for latency, c in run["latency_ms"].items() if latency <= latency_ms)
@@ -15,8 +21,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% correct: stops judging latency and errors when too few requests, and still fails
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     if n == 0:
         return False, ["errors", "latency", "requests"]
@@ -31,8 +43,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% wrong: the mean latency instead of the share within the limit
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     failed = []
     if n < min_requests:
@@ -47,8 +65,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% wrong: failures ignored
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     failed = []
     if n < min_requests:
@@ -59,8 +83,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% wrong: too few requests passes if the numbers look good
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     if n == 0:
         return False, ["requests"]
@@ -73,8 +103,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% wrong: the default share hard-coded, the argument ignored
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     failed = []
     if n < min_requests:
@@ -87,8 +123,14 @@ def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max
 
 
 # %% wrong: failed requests taken out of the latency histogram's total (as if only successes counted)
-def slo_verdict(run: dict, *, latency_ms: float = 50.0, share: float = 0.99, max_error_ratio: float = 0.001,
-                min_requests: int = 1000) -> tuple:
+def slo_verdict(
+    run: dict,
+    *,
+    latency_ms: float = 50.0,
+    share: float = 0.99,
+    max_error_ratio: float = 0.001,
+    min_requests: int = 1000,
+) -> tuple:
     n = run["requests"]
     failed = []
     if n < min_requests:
