@@ -59,13 +59,13 @@ def monitor(
     days) and prints the alert log. Exit status: 0 when no alert fired, 1 when at least one fired
     (so a scheduler can page on it), 2 on a bad argument or an unreadable log.
     """
-    from mlsys_lab.monitoring.job import monitor_log
+    from mlsys_lab.monitoring.job import MonitorInputError, monitor_log
 
     url = _url(log)
     try:
         report = monitor_log(url, reference_days=reference_days, skip_days=skip_days, since=since, as_of=as_of)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="LOG") from None
+    except MonitorInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.param) from None
     out.mkdir(parents=True, exist_ok=True)
     report.metrics.to_csv(out / "metrics.csv")
     report.alerts.to_csv(out / "alerts.csv", index=False)

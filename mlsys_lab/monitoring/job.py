@@ -37,9 +37,22 @@ from mlsys_lab.monitoring.drift import DriftRule, WindowTooSmall, alert_rate_dri
 from mlsys_lab.monitoring.performance import window_performance
 from mlsys_lab.monitoring.quality import data_quality, reference_ranges
 
-__all__ = ["MonitoringReport", "default_rules", "monitor_log", "monitoring_table"]
+__all__ = ["MonitorInputError", "MonitoringReport", "default_rules", "monitor_log", "monitoring_table"]
 
 logger = logging.getLogger(__name__)
+
+
+class MonitorInputError(ValueError):
+    """The log or the arguments cannot be monitored as asked; ``param`` names the option to change.
+
+    A subclass, so the CLI turns only these into a usage error (exit 2) and a bug elsewhere still
+    shows its traceback instead of posing as a bad argument.
+    """
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 SECONDS_PER_DAY = 86_400
 #: Module 04's latency SLO, in milliseconds.
@@ -105,12 +118,14 @@ def default_rules(reference_recall: float, *, recall_drop: float = 0.2) -> list[
 def _frames(log: DecisionLog) -> pd.DataFrame:
     decisions = log.decisions(with_features=True)
     if decisions.empty:
-        raise ValueError(f"the decision log {log!r} holds no decisions: nothing to monitor")
+        raise MonitorInputError(f"the decision log {log!r} holds no decisions: nothing to monitor", param="LOG")
     history = log.history_frame()[["transaction_id", "tx_time_seconds", "tx_fraud", "tx_label_seconds"]]
     features = pd.DataFrame(list(decisions["features"]), index=decisions.index)
     missing = [name for name in FEATURE_COLUMNS if name not in features.columns]
     if missing:
-        raise ValueError(f"the logged decisions lack feature(s) {missing}: was the log written by this service?")
+        raise MonitorInputError(
+            f"the logged decisions lack feature(s) {missing}: was the log written by this service?", param="LOG"
+        )
     # The model's inputs as logged; tx_amount is also a column of its own (the same value).
     inputs = [name for name in FEATURE_COLUMNS if name not in decisions.columns]
     frame = decisions.drop(columns="features").join(features[inputs])
@@ -119,6 +134,17 @@ def _frames(log: DecisionLog) -> pd.DataFrame:
     # A label not known yet is not a label: known_labels() looks at tx_label_seconds, NaN there.
     frame["tx_fraud"] = frame["tx_fraud"].fillna(0).astype(np.int8)
     return frame
+
+
+def _timestamp(value: pd.Timestamp | str | None, param: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except ValueError as exc:
+        raise MonitorInputError(
+            f"{value!r} is not a date or time ({exc}); write it as 2018-05-20 or 2018-05-20T12:00", param=param
+        ) from None
 
 
 def _safe(compute: object) -> float:
@@ -146,14 +172,18 @@ def monitoring_table(
     """
     rule = rule or DriftRule()
     if skip_days < 0 or reference_days < 1:
-        raise ValueError(f"skip_days must be >= 0 and reference_days >= 1, got {skip_days} and {reference_days}")
+        raise MonitorInputError(
+            f"skip_days must be >= 0 and reference_days >= 1, got {skip_days} and {reference_days}",
+            param="--skip-days/--reference-days",
+        )
     as_of = int(as_of_seconds if as_of_seconds is not None else _newest_second(frame))
     all_days = np.sort(frame["tx_time_days"].unique())
     days = all_days[skip_days:]
     if days.size <= reference_days:
-        raise ValueError(
+        raise MonitorInputError(
             f"the log covers {all_days.size} day(s): {skip_days} skipped, {reference_days} reference day(s) and at "
-            "least one day to monitor are needed (lower --skip-days or --reference-days, or replay more traffic)"
+            "least one day to monitor are needed (lower --skip-days or --reference-days, or replay more traffic)",
+            param="--skip-days/--reference-days",
         )
     reference = frame[(frame["tx_time_days"] >= days[0]) & (frame["tx_time_days"] <= days[reference_days - 1])]
     threshold = float(frame["threshold"].median())
@@ -245,21 +275,24 @@ def monitor_log(
         Day 0 of the transactions' clock (the simulator's default start date).
     """
     start = pd.Timestamp(origin)
+    as_of_time, since_time = _timestamp(as_of, "--as-of"), _timestamp(since, "--since")
     log = DecisionLog(url)
     try:
         frame = _frames(log)
     finally:
         log.close()
-    as_of_seconds = None if as_of is None else int((pd.Timestamp(as_of) - start) / pd.Timedelta(seconds=1))
+    as_of_seconds = None if as_of_time is None else int((as_of_time - start) / pd.Timedelta(seconds=1))
     table, ref_days, reference_recall = monitoring_table(
         frame, reference_days=reference_days, skip_days=skip_days, as_of_seconds=as_of_seconds
     )
     table.index = start + pd.to_timedelta(table.index, unit="D")
     table.index.name = "day"
-    if since is not None:
-        table = table[table.index >= pd.Timestamp(since)]
+    if since_time is not None:
+        table = table[table.index >= since_time]
         if table.empty:
-            raise ValueError(f"no monitored day on or after --since {since}: the log ends before it")
+            raise MonitorInputError(
+                f"no monitored day on or after --since {since}: the log ends before it", param="--since"
+            )
     alerts = evaluate_rules(default_rules(reference_recall), table).log
     report_time = start + pd.Timedelta(seconds=as_of_seconds if as_of_seconds is not None else _newest_second(frame))
     logger.info("monitored %d day(s) against days %s: %d alert(s)", len(table), ref_days, len(alerts))

@@ -132,3 +132,20 @@ def test_performance_uses_only_labels_known_at_the_report_time(control):
 def test_a_missing_log_is_a_clear_error_not_a_traceback(tmp_path):
     result = CliRunner().invoke(app, ["monitor", str(tmp_path / "nope.db")])
     assert result.exit_code == 2 and "no decision log" in result.output, result.output
+
+
+def test_a_bad_date_names_the_option_to_fix(control):
+    result = CliRunner().invoke(app, ["monitor", str(control), "--since", "last tuesday"])
+    assert result.exit_code == 2, result.output
+    assert "--since" in result.output and "2018-05-20" in result.output, result.output
+
+
+def test_a_bug_inside_the_job_is_not_reported_as_a_bad_argument(control, monkeypatch):
+    # Only the job's own input errors are usage errors; any other ValueError is a bug and must surface.
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside the job")
+
+    monkeypatch.setattr("mlsys_lab.monitoring.job.evaluate_rules", broken)
+    result = CliRunner().invoke(app, ["monitor", str(control)])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert "Invalid value" not in result.output, result.output
