@@ -28,8 +28,9 @@ install: $(STAMP)  ## Create .venv and install the locked dependencies and the p
 demo: $(STAMP)  ## Run the system's main job on embedded defaults
 	$(BIN)/mlsys-lab demo
 
+# The 25 slowest tests are listed at the end of `make test`, so a test that grows the suite shows up in CI's log.
 test: $(STAMP)  ## Run the whole test suite, slow tests included (what CI runs)
-	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## Run the tests that take seconds, not minutes
 	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow" $(PYTEST_ARGS)
