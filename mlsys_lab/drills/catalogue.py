@@ -262,7 +262,11 @@ def corrupt_model(
     }[variant]
     if not broken:
         raise ValueError(f"this DrillSystem has no {variant} version: build it with drills.prepare_system")
-    kind = "corrupt_model" if variant == "flipped_bytes" else f"corrupt_model_{variant}"
+    kind = {
+        "flipped_bytes": "corrupt_model",
+        "unpicklable": "corrupt_model_unpicklable",
+        "nan_scores": "corrupt_model_nan",
+    }[variant]
     plan = _plan(fast)
     fault_at = hidden_start(system.random_state, *plan.fault_window)
     live = _Live(system, kind, workdir)
@@ -538,7 +542,7 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
 
 
 #: Decisions per watchdog window in the blocking drill (the watchdog's ``min_decisions``).
-WATCHDOG_WINDOW = 60
+WATCHDOG_WINDOW = 100
 #: Longest the blocking drill's traffic may run: the watchdog needs three windows after the promotion.
 MAX_BLOCKING_DRILL_S = 90.0
 

@@ -48,11 +48,14 @@ ADMIN_TOKEN_BYTES = 16
 TRAIN_DAYS = 45
 #: Days simulated after training: the drills' traffic.
 TRAFFIC_DAYS = 7
-#: Share of the traffic the miscalibrated version alerts on (offline, on the traffic's features). The good
-#: model alerts on about 0.02 % of it (1 in 6,576 on seed 0): five times that is one alert in 1,300
-#: requests, which no watchdog window of a seconds-long drill can tell from the champion. At 5 % a window
-#: of 60 decisions holds about 3 alerts where the champion's holds none.
+#: Share of the drills' first requests the miscalibrated version alerts on (offline, on their features).
+#: The good model alerts on about 0.02 % of the traffic (1 in 6,576 on seed 0): five times that is one
+#: alert in 1,300 requests, which no watchdog window of a seconds-long drill can tell from the champion.
+#: At 5 % a window of 100 decisions holds about 5 alerts where the champion's holds none.
 MISCALIBRATED_ALERT_SHARE = 0.05
+#: How many of the traffic's first transactions the miscalibrated threshold is set on: the ones a drill
+#: replays, with the features a service on an empty decision log computes (it knows nothing earlier).
+CALIBRATION_ROWS = 2_000
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def _broken_runs(good: Any, frame: pd.DataFrame, tracker: Any) -> tuple[str, str
     import hashlib
 
     scores = good.pipeline.predict_proba(frame[list(good.config.features)].to_numpy(np.float64))[:, 1]
-    threshold = float(np.quantile(scores, 1 - MISCALIBRATED_ALERT_SHARE))
+    threshold = float(np.quantile(scores[:CALIBRATION_ROWS], 1 - MISCALIBRATED_ALERT_SHARE))
     miscalibrated = tracker.log_run(good, run_name="miscalibrated threshold")
     tracker.log_metrics(miscalibrated, {"threshold": threshold})
 
