@@ -9,6 +9,10 @@ the two agree; a learner's diagnosis is scored against the key (:mod:`mlsys_lab.
 
 ``fast=True`` runs each drill for seconds (CI, the notebook's fast mode); the default runs longer
 at the same rates, so the statistics have more to work on.
+
+One exception to "the real service": :func:`concept_drift` replays simulated days offline through
+the monitoring's daily detectors, because matured labels need weeks of simulated time. Every
+answer key's impact block starts with the same five numbers (:func:`_impact`).
 """
 
 from __future__ import annotations
