@@ -479,7 +479,14 @@ class Registry:
             )
         data = verified_bytes(info.artifact_path, info.sha256, what=self._what(info), fix=_LOAD_FIX)
         # The bytes just hashed, not the file again: it could have changed since.
-        pipeline = joblib.load(io.BytesIO(data))
+        try:
+            pipeline = joblib.load(io.BytesIO(data))
+        except Exception as error:  # truncated or garbled bytes that were hashed as they are: one refusal type
+            raise IntegrityError(
+                f"{self._what(info)}: {info.artifact_path} matches its recorded sha256 but cannot be unpickled "
+                f"({type(error).__name__}: {error}): the file was written broken before it was hashed; "
+                "train and register the run again"
+            ) from error
         n_features = getattr(pipeline, "n_features_in_", len(info.features))
         if not isinstance(pipeline, Pipeline) or n_features != len(info.features):
             raise IntegrityError(

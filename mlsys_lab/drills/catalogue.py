@@ -9,6 +9,10 @@ the two agree; a learner's diagnosis is scored against the key (:mod:`mlsys_lab.
 
 ``fast=True`` runs each drill for seconds (CI, the notebook's fast mode); the default runs longer
 at the same rates, so the statistics have more to work on.
+
+One exception to "the real service": :func:`concept_drift` replays simulated days offline through
+the monitoring's daily detectors, because matured labels need weeks of simulated time. Every
+answer key's impact block starts with the same five numbers (:func:`_impact`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +51,12 @@ from mlsys_lab.load.capacity import mmc_response_quantile, process_cpu_seconds
 from mlsys_lab.monitoring.alerts import ThresholdRule, evaluate_rules
 from mlsys_lab.monitoring.drift import DriftRule
 
-__all__ = ["DRILLS", "SKIPPED", "run_drill"]
+__all__ = ["CORRUPTIONS", "DRILLS", "SKIPPED", "run_drill"]
 
 logger = logging.getLogger(__name__)
 
-#: Drills this package cannot run yet, and why.
-SKIPPED = {
-    "blocking_good_customers": "needs the alert-rate guardrail and watchdog rollback (module 06), not on this branch"
-}
+#: Drills this package cannot run yet, and why (none left: kept so callers can still ask).
+SKIPPED: dict[str, str] = {}
 
 
 #: Longest an outage drill's traffic may run: a restart on a busy machine can take tens of seconds.
@@ -73,10 +77,10 @@ def _plan(fast: bool, *, rate: float = 20.0) -> _Plan:
 class _Live:
     """One live drill: its alias, log, servers, target, scraper and traffic; always cleaned up."""
 
-    def __init__(self, system: DrillSystem, kind: str, workdir: Path, **env: str) -> None:
+    def __init__(self, system: DrillSystem, kind: str, workdir: Path, *, alias: str = "", **env: str) -> None:
         self.system, self.kind, self.workdir = system, kind, workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.alias = system.new_alias(kind)
+        self.alias = alias or system.new_alias(kind)
         self.log_path = workdir / "decisions.db"
         self.log_url = f"sqlite:///{self.log_path}"
         self.token = secrets.token_urlsafe(16)
@@ -174,6 +178,25 @@ def _budget_burnt(failed: int, requests: int, slo: float = 0.99) -> float:
     return failed / ((1 - slo) * requests) if requests else 0.0
 
 
+def _impact(
+    outcomes: list[Outcome], lost: int, *, recovery_s: float, good_customers_blocked: int = 0, **own: float
+) -> dict[str, float]:
+    """The answer key's impact block, the same five numbers for every drill, then the drill's ``own``.
+
+    ``requests_failed`` and the error budget are counted from the generator's answers; ``lost`` is
+    what :func:`~mlsys_lab.drills.runner.acknowledged_missing` found.
+    """
+    failed = sum(not o.ok for o in outcomes)
+    return {
+        "requests_failed": failed,
+        "decisions_lost": lost,
+        "good_customers_blocked": good_customers_blocked,
+        "error_budget_burnt": _budget_burnt(failed, len(outcomes)),
+        "recovery_s": recovery_s,
+        **own,
+    }
+
+
 def _outage(outcomes: list[Outcome], after_s: float) -> tuple[float, float, float]:
     """(first failure, first success after the last failure, the outage's length) as the generator saw them.
 
@@ -213,25 +236,55 @@ def _scrape_alerts(scrapes: list[dict[str, Any]], path: str, name: str, bad: Cal
 # -- the drills ------------------------------------------------------------------------------------------------
 
 
-def corrupt_model(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecord:
-    """A new version is aliased, then its artifact's bytes flip on disk before the service reloads it.
+#: The corrupt-model variants: what is wrong with the version the alias moves to, and what refuses it.
+CORRUPTIONS = {
+    "flipped_bytes": "one byte of the registered file flips after the alias moved: the sha256 check (IntegrityError)",
+    "unpicklable": "the file was written half and hashed as it was: sha256 matches, unpickling fails (IntegrityError)",
+    "nan_scores": "a fit that diverged, NaN coefficients: it loads, the probe scores NaN (ModelUnusable)",
+}
+#: What ``/ready``'s ``reload_refused`` must name for each variant.
+_REFUSED_BY = {"flipped_bytes": "IntegrityError", "unpicklable": "IntegrityError", "nan_scores": "ModelUnusable"}
 
-    The service must refuse it (sha256), keep serving the last good version, fail no request, and
-    say why on ``/ready`` (``reload_refused``); an alert fires on that.
+
+def corrupt_model(
+    system: DrillSystem, workdir: Path, *, fast: bool = True, variant: str = "flipped_bytes"
+) -> DrillRecord:
+    """A new version is aliased and the service told to reload it, but the version is broken (:data:`CORRUPTIONS`).
+
+    ``flipped_bytes`` (the default): the spare version's bytes flip on disk before the reload.
+    ``unpicklable`` and ``nan_scores``: the alias moves to a version registered broken
+    (:func:`~mlsys_lab.drills.runner.prepare_system` made them). In every variant the service must
+    refuse it, keep serving the last good version, fail no request, and say why on ``/ready``
+    (``reload_refused``, naming the check that refused it); an alert fires on that.
     """
+    if variant not in CORRUPTIONS:
+        raise ValueError(f"unknown corrupt_model variant {variant!r}: choose one of {sorted(CORRUPTIONS)}")
+    broken = {
+        "flipped_bytes": system.spare_version,
+        "unpicklable": system.unpicklable_version,
+        "nan_scores": system.nan_version,
+    }[variant]
+    if not broken:
+        raise ValueError(f"this DrillSystem has no {variant} version: build it with drills.prepare_system")
+    kind = {
+        "flipped_bytes": "corrupt_model",
+        "unpicklable": "corrupt_model_unpicklable",
+        "nan_scores": "corrupt_model_nan",
+    }[variant]
     plan = _plan(fast)
     fault_at = hidden_start(system.random_state, *plan.fault_window)
-    live = _Live(system, "corrupt_model", workdir)
+    live = _Live(system, kind, workdir)
     registry = Registry(system.tracking)
     path = registry.get(system.spare_version).artifact_path
     original = path.read_bytes()
     reload_status: list[int] = []
 
     def fault() -> None:
-        registry.set_alias(live.alias, system.spare_version, who="drill: deploy job", why="new version")
-        flipped = bytearray(original)
-        flipped[len(flipped) // 2] ^= 0xFF  # one byte of the file rots after the alias moved
-        path.write_bytes(bytes(flipped))
+        registry.set_alias(live.alias, broken, who="drill: deploy job", why="new version")
+        if variant == "flipped_bytes":
+            flipped = bytearray(original)
+            flipped[len(flipped) // 2] ^= 0xFF  # one byte of the file rots after the alias moved
+            path.write_bytes(bytes(flipped))
         answer = httpx.post(
             f"{live.current.url}/admin/reload", headers={"Authorization": f"Bearer {live.token}"}, timeout=30
         )
@@ -252,21 +305,18 @@ def corrupt_model(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
         versions = log.decisions()["model_version"]
     finally:
         log.close()
-    failed = sum(not o.ok for o in outcomes)
     key = AnswerKey(
-        kind="corrupt_model",
+        kind=kind,
         root_cause="corrupt_model_artifact",
         start_s=fault_at,
         start_utc=utc(wall + fault_at),
-        impact={
-            "requests_failed": failed,
-            "decisions_lost": lost,
-            "good_customers_blocked": 0,
-            "error_budget_burnt": _budget_burnt(failed, len(outcomes)),
-            "recovery_s": 0.0,
-            "decisions_by_corrupt_version": int((versions == system.spare_version).sum()),
-            "serving_version": system.good_version,
-        },
+        impact=_impact(
+            outcomes,
+            lost,
+            recovery_s=0.0,
+            decisions_by_corrupt_version=int((versions == broken).sum()),
+            serving_version=system.good_version,
+        ),
     )
     scrapes = live.scraper.rows if live.scraper else []
     alerts = _scrape_alerts(scrapes, "/ready", "reload refused", lambda s: bool(_field(s, "reload_refused")))
@@ -274,7 +324,7 @@ def corrupt_model(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
     measured = {
         "reload_status": reload_status[0] if reload_status else 0,
         "serving_version": float(after[-1]["body"]["model_version"]) if after else math.nan,
-        "ready_says_why": float(any("IntegrityError" in str(_field(s, "reload_refused")) for s in after)),
+        "ready_says_why": float(any(_REFUSED_BY[variant] in str(_field(s, "reload_refused")) for s in after)),
         "detected_at_s": alerts[0]["fired_at_s"] if alerts else math.nan,
         "acknowledged": acknowledged,
     }
@@ -312,20 +362,14 @@ def _outage_record(
 ) -> DrillRecord:
     acknowledged, lost = acknowledged_missing(outcomes, live.log_url)
     first, recovered, downtime = _outage(outcomes, fault_at)
-    failed = sum(not o.ok for o in outcomes)
     key = AnswerKey(
         kind=kind,
         root_cause=cause,
         start_s=fault_at,
         start_utc=utc(wall + fault_at),
-        impact={
-            "requests_failed": failed,
-            "decisions_lost": lost,
-            "good_customers_blocked": 0,
-            "error_budget_burnt": _budget_burnt(failed, len(outcomes)),
-            "recovery_s": downtime,
-            "status_500": sum(o.status >= 500 and o.status != 503 for o in outcomes),
-        },
+        impact=_impact(
+            outcomes, lost, recovery_s=downtime, status_500=sum(o.status >= 500 and o.status != 503 for o in outcomes)
+        ),
     )
     scrapes = live.scraper.rows if live.scraper else []
     alerts = failure_alerts(outcomes, max((o.intended_s for o in outcomes), default=1.0) + 1)
@@ -418,21 +462,18 @@ def skew(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecor
                 false_alarms += 1
             elif math.isnan(detected_at):
                 detected_at = float(current["intended_s"].iloc[-1])
-    failed = sum(not o.ok for o in outcomes)
     key = AnswerKey(
         kind="skew",
         root_cause="client_unit_change",
         start_s=fault_at,
         start_utc=utc(wall + fault_at),
-        impact={
-            "requests_failed": failed,
-            "decisions_lost": lost,
-            "good_customers_blocked": 0,
-            "error_budget_burnt": _budget_burnt(failed, len(outcomes)),
-            "recovery_s": math.nan,  # nothing recovers until the client is fixed
-            "first_skewed_transaction": int(outcomes[first_skewed].transaction_id),
-            "decisions_on_wrong_unit": int(sum(o.ok for o in outcomes[first_skewed:])),
-        },
+        impact=_impact(
+            outcomes,
+            lost,
+            recovery_s=math.nan,  # nothing recovers until the client is fixed
+            first_skewed_transaction=int(outcomes[first_skewed].transaction_id),
+            decisions_on_wrong_unit=int(sum(o.ok for o in outcomes[first_skewed:])),
+        ),
     )
     alerts = (
         [{"rule": "score drift", "severity": "page", "fired_at_s": detected_at, "cleared_at_s": None}]
@@ -484,17 +525,15 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
         root_cause="traffic_above_capacity",
         start_s=fault_at,
         start_utc=utc(wall + fault_at),
-        impact={
-            "requests_failed": failed,
-            "decisions_lost": lost,
-            "good_customers_blocked": 0,
-            "error_budget_burnt": _budget_burnt(failed, len(outcomes)),
-            "recovery_s": 0.0 if failed == 0 else _outage(outcomes, fault_at)[2],
-            "spike_rate": 3 * plan.rate,
-            "spike_s": length,
-            "requests_in_spike": len(during),
-            "measured_p99_ms": measured_p99,
-        },
+        impact=_impact(
+            outcomes,
+            lost,
+            recovery_s=0.0 if failed == 0 else _outage(outcomes, fault_at)[2],
+            spike_rate=3 * plan.rate,
+            spike_s=length,
+            requests_in_spike=len(during),
+            measured_p99_ms=measured_p99,
+        ),
     )
     ratio = predicted.get("predicted_p99_ms", math.nan) / measured_p99 if measured_p99 else math.nan
     measured = {**predicted, "measured_p99_ms": measured_p99, "prediction_over_measured": ratio}
@@ -506,12 +545,307 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
     return live.record(key, measured, outcomes, alerts, fast=fast, notes=notes)
 
 
+#: Decisions per watchdog window in the blocking drill (the watchdog's ``min_decisions``).
+WATCHDOG_WINDOW = 100
+#: Longest the blocking drill's traffic may run: the watchdog needs three windows after the promotion.
+MAX_BLOCKING_DRILL_S = 90.0
+
+
+def blocking_good_customers(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecord:
+    """A challenger with a miscalibrated threshold is promoted; the watchdog's alert-rate guardrail rolls it back.
+
+    The drill serves ``champion`` (the alias :meth:`~mlsys_lab.deployment.registry.Registry.rollback`
+    moves), promotes the good version first, then at the hidden time promotes
+    :attr:`~mlsys_lab.drills.runner.DrillSystem.miscalibrated_version` (the good model with a threshold
+    that alerts about five times as often). The service follows the alias on its own timer. A
+    :class:`~mlsys_lab.maintenance.rollout.Watchdog` reads the decision log in windows of
+    :data:`WATCHDOG_WINDOW` decisions, against the alert rate the champion had before, and after three
+    failing windows rolls the champion back. The answer key counts, from the decision log and the
+    simulator's truth, the genuine transactions the miscalibrated version blocked: the good customers
+    the incident cost (and how many of them the good model would have passed, scored again from the
+    logged features).
+    """
+    from mlsys_lab.deployment.decision_log import DecisionLog
+    from mlsys_lab.deployment.registry import CHAMPION
+    from mlsys_lab.maintenance.rollout import RolloutStore, Watchdog, WatchdogConfig
+
+    if not system.miscalibrated_version:
+        raise ValueError("this DrillSystem has no miscalibrated version: build it with drills.prepare_system")
+    plan = _Plan(MAX_BLOCKING_DRILL_S, 40.0, (3.0, 5.0)) if fast else _Plan(MAX_BLOCKING_DRILL_S, 40.0, (10.0, 20.0))
+    tail_s = 2.0 if fast else 10.0
+    fault_at = hidden_start(system.random_state, *plan.fault_window)
+    good, bad = system.good_version, system.miscalibrated_version
+    registry = Registry(system.tracking)
+    registry.promote(good, who="drill runner", why="blocking_good_customers drill starts")
+    store = RolloutStore(system.tracking.root)
+    live = _Live(system, "blocking_good_customers", workdir, alias=CHAMPION, model_refresh_seconds="0.25")
+    log = DecisionLog(live.log_url)
+    events: dict[str, float] = {}
+    reasons: list[str] = []
+    failed_windows: list[float] = []
+    ratios: list[float] = []  # the watchdog's alert-rate ratio (one alert added to each side) of each failing window
+    # The latency guardrail is off: on a shared machine the logged p99 measures the machine, and the
+    # breach this drill plants is the alert rate.
+    config = WatchdogConfig(min_decisions=WATCHDOG_WINDOW, max_p99_ms=math.inf)
+    traffic_box: list[Traffic] = []
+
+    def watch(promoted_after_id: int, reference: float) -> None:
+        dog = Watchdog(registry, store, bad, reference, promoted=True, config=config)
+        traffic, seen = traffic_box[0], promoted_after_id
+        while traffic.now() < plan.duration_s and not dog.acted:
+            window = log.decisions(since_id=seen)
+            window = window[window["model_version"] == bad]
+            if len(window) < WATCHDOG_WINDOW:
+                time.sleep(0.1)
+                continue
+            check = dog.observe(window.iloc[:WATCHDOG_WINDOW])
+            seen = int(window["id"].iloc[WATCHDOG_WINDOW - 1])
+            if not check.passed:
+                failed_windows.append(traffic.now())
+                ratios.append(check.alert_rate_ratio)
+        if not dog.acted:
+            return
+        events["rolled_back_at_s"] = traffic.now()
+        reasons.append(dog.acted)
+        rolled_at = int(log.decisions()["id"].max())
+        while traffic.now() < plan.duration_s:  # until the service decides with the good version again
+            after = log.decisions(since_id=rolled_at)
+            if (after["model_version"] == good).any():
+                events["followed_at_s"] = traffic.now()
+                break
+            time.sleep(0.1)
+        traffic.stop_after(traffic.now() + tail_s)
+
+    watcher: list[threading.Thread] = []
+
+    def fault() -> None:
+        before = log.decisions()
+        reference = float(before["decision"].mean()) if len(before) else 0.0
+        promoted_after = int(before["id"].max()) if len(before) else 0
+        registry.promote(bad, who="drill: release job", why="challenger passed the offline gate")
+        thread = threading.Thread(target=watch, args=(promoted_after, reference), daemon=True, name="drill-watchdog")
+        watcher.append(thread)
+        thread.start()
+
+    try:
+        times = schedule([(0.0, plan.rate)], plan.duration_s)
+        traffic_box.append(Traffic(live.target, _bodies(system, len(times)), times))
+        outcomes, wall = live.run(traffic_box[0], fault_at, fault)
+        for thread in watcher:
+            thread.join(timeout=30)
+        decisions = log.decisions(with_features=True)
+    finally:
+        log.close()
+        store.close()
+        live.close()
+        if registry.get(CHAMPION).version != good:  # the watchdog did not act: leave the store as found
+            registry.promote(good, who="drill runner", why="blocking_good_customers drill ends")
+        registry.close()
+    acknowledged, lost = acknowledged_missing(outcomes, live.log_url)
+    truth = system.traffic.set_index("transaction_id")["tx_fraud"]
+    by_bad = decisions[decisions["model_version"] == bad]
+    genuine = truth.reindex(by_bad["transaction_id"]).to_numpy() == 0
+    blocked = by_bad[genuine & by_bad["decision"].to_numpy()]
+    good_model = Registry(system.tracking)
+    try:
+        champion = good_model.load(good)
+    finally:
+        good_model.close()
+    rows = np.array([[f[name] for name in champion.info.features] for f in blocked["features"]], dtype=np.float64)
+    would_pass = int((champion.score(rows) < champion.threshold).sum()) if len(rows) else 0
+    started = pd.Timestamp(wall, unit="s", tz="UTC")
+    bad_times = (by_bad["decided_at"] - started).dt.total_seconds()
+    key = AnswerKey(
+        kind="blocking_good_customers",
+        root_cause="miscalibrated_threshold",
+        start_s=fault_at,
+        start_utc=utc(wall + fault_at),
+        impact=_impact(
+            outcomes,
+            lost,
+            # From the promotion to the miscalibrated version's last decision, as the log recorded it.
+            recovery_s=float(bad_times.max() - fault_at) if len(by_bad) else math.nan,
+            good_customers_blocked=len(blocked),
+            good_cards_blocked=int(blocked["customer_id"].nunique()),
+            blocked_that_the_good_model_passes=would_pass,
+            decisions_by_miscalibrated_version=len(by_bad),
+            alerts_by_miscalibrated_version=int(by_bad["decision"].sum()),
+            frauds_caught_by_miscalibrated_version=int(
+                (truth.reindex(by_bad["transaction_id"]).to_numpy() == 1)[by_bad["decision"].to_numpy()].sum()
+            ),
+        ),
+    )
+    before = decisions[decisions["model_version"] == good]
+    measured: dict[str, float] = {
+        "alert_rate_good": float(before["decision"].mean()) if len(before) else math.nan,
+        "alert_rate_miscalibrated": float(by_bad["decision"].mean()) if len(by_bad) else math.nan,
+        "detected_at_s": failed_windows[0] if failed_windows else math.nan,
+        "rolled_back_at_s": events.get("rolled_back_at_s", math.nan),
+        "followed_at_s": events.get("followed_at_s", math.nan),
+        "failing_windows": len(failed_windows),
+        "acknowledged": acknowledged,
+    }
+    measured["watchdog_min_ratio"] = min(ratios, default=math.nan)
+    alerts = [
+        {"rule": "alert-rate guardrail", "severity": "page", "fired_at_s": t, "cleared_at_s": None}
+        for t in failed_windows[:1]
+    ]
+    if "rolled_back_at_s" in events:
+        alerts.append(
+            {
+                "rule": "watchdog rollback",
+                "severity": "info",
+                "fired_at_s": events["rolled_back_at_s"],
+                "cleared_at_s": None,
+            }
+        )
+    return live.record(key, measured, outcomes, alerts, fast=fast, notes=reasons)
+
+
+#: The concept-drift drill's world: the monitoring benchmark's (``benchmarks/bench_monitoring.py``).
+CONCEPT_TRAIN_START_DAY = 30  # train on days 30-36, labels known at day 44 (the 7-day gap)
+CONCEPT_REFERENCE_DAYS = (44, 50)
+CONCEPT_FIRST_MONITORED_DAY = 51
+#: Card testing at ten times its default rate: at the default, about 3 card-testing frauds a day join
+#: about 13 others and the matured labels find it 4 times out of 5 (the benchmark); the drill needs a
+#: known answer on every seed.
+CARD_TESTS_PER_5K_PER_DAY = 30.0
+
+
+def concept_drift(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecord:
+    """Silent concept drift: card testing starts on a hidden day; only the matured labels can see it.
+
+    A day-scale drill in **simulated time**, not against a live server: a live replay of the weeks the
+    labels need to mature cannot fit in seconds. The ``small`` world (the monitoring benchmark's
+    set-up, seeded by the system's ``random_state``) gets the simulator's
+    :class:`~mlsys_lab.data.CardTesting` event from a hidden day; a logistic regression trained before
+    it scores every day, and :func:`mlsys_lab.monitoring.evaluation.daily_alarms` runs each detector
+    once a simulated day with the labels known that day. Card testing is many tiny charges and one
+    large one on cards that look normal, so the features and scores barely move: the label-free
+    recall estimate stays flat, the matured recall drops once the frauds are reported, days late.
+    The answer key: the start day, the card-testing frauds and how many the model missed (from the
+    simulator's truth); measured: the first day each detector fired, and the detection delay.
+    ``system`` gives only the seed; ``workdir`` gets the daily verdicts (``alarms.csv``).
+    """
+    from mlsys_lab.data import CARD_TESTING_SCENARIO, CardTesting, preset, simulate
+    from mlsys_lab.data.features import FEATURE_COLUMNS, SECONDS_PER_DAY
+    from mlsys_lab.data.split import TimeSplit
+    from mlsys_lab.monitoring import evaluation
+    from mlsys_lab.monitoring.performance import window_performance
+    from mlsys_lab.training import TrainingConfig, build_pipeline, feature_frame, split_data
+    from mlsys_lab.training.threshold import threshold_for_budget
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    first_day, last_day, n_days = (55, 58, 72) if fast else (55, 65, 90)
+    start_day = int(hidden_start(system.random_state, first_day, last_day + 1))
+    event = CardTesting(start_day=start_day, customers_per_5k_per_day=CARD_TESTS_PER_5K_PER_DAY)
+    config = preset("small", random_state=system.random_state, n_days=n_days, drift=(event,))
+    sim = simulate(config)
+    frame = feature_frame(sim.transactions)
+    training = TrainingConfig(
+        family="logistic_regression", split=TimeSplit(train_start_day=CONCEPT_TRAIN_START_DAY), validation_folds=0
+    )
+    split = split_data(training, frame)
+    model = build_pipeline(training).fit(split.X_train, split.y_train)
+    scores = model.predict_proba(frame[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
+    days = frame["tx_time_days"].to_numpy()
+    in_reference = (days >= CONCEPT_REFERENCE_DAYS[0]) & (days <= CONCEPT_REFERENCE_DAYS[1])
+    threshold = threshold_for_budget(scores[in_reference], days[in_reference], 20)
+    monitored = range(CONCEPT_FIRST_MONITORED_DAY, n_days)
+    alarms = evaluation.daily_alarms(
+        sim.transactions,
+        frame[list(FEATURE_COLUMNS)],
+        scores,
+        threshold=threshold,
+        reference_days=CONCEPT_REFERENCE_DAYS,
+        days=monitored,
+    )
+    alarms.to_csv(workdir / "alarms.csv", index=False)
+
+    tested = sim.transactions["tx_fraud_scenario"].to_numpy() == CARD_TESTING_SCENARIO
+    missed = int((tested & (scores < threshold)).sum())
+
+    def first_alarm(detector: str, after: int) -> float:
+        hit = alarms[(alarms["detector"] == detector) & alarms["alarm"] & (alarms["day"] >= after)]
+        return float(hit["day"].min()) if len(hit) else math.nan
+
+    def recall(first: int, last: int, field: str) -> float:  # with every label known: the truth
+        mask = (days >= first) & (days <= last)
+        perf = window_performance(
+            sim.transactions[mask], scores[mask], as_of_seconds=10**9, threshold=threshold, k=None
+        )
+        return float(getattr(perf, field))
+
+    start_seconds = start_day * SECONDS_PER_DAY
+    start_utc = (pd.Timestamp(config.start_date, tz="UTC") + pd.Timedelta(days=start_day)).isoformat()
+    key = AnswerKey(
+        kind="concept_drift",
+        root_cause="concept_drift",
+        start_s=float(start_seconds),
+        start_utc=start_utc,
+        impact=_impact(
+            [],
+            0,
+            recovery_s=math.nan,  # nothing recovers until a model trained on the new frauds is promoted
+            start_day=start_day,
+            card_testing_frauds=int(tested.sum()),
+            card_testing_frauds_missed=missed,
+        ),
+    )
+    matured = first_alarm("matured recall", start_day)
+    label_free = first_alarm("label-free recall", start_day)
+    after = (start_day + 3, min(n_days - 1, start_day + 9))
+    measured = {
+        "detected_day": matured,
+        "detection_delay_days": matured - start_day,
+        "label_free_detected_day": label_free,
+        "false_alarms_before_start": float(
+            alarms[(alarms["day"] < start_day) & alarms["alarm"] & alarms["detector"].isin(_CONCEPT_DETECTORS)].shape[0]
+        ),
+        "true_recall_before": recall(*CONCEPT_REFERENCE_DAYS, "true_recall"),
+        "true_recall_after": recall(*after, "true_recall"),
+        "expected_recall_before": recall(*CONCEPT_REFERENCE_DAYS, "expected_recall"),
+        "expected_recall_after": recall(*after, "expected_recall"),
+    }
+    alerts = [
+        {
+            "rule": row["detector"],
+            "severity": "page",
+            "fired_at_s": float(row["day"] * SECONDS_PER_DAY),
+            "cleared_at_s": None,
+        }
+        for row in alarms[alarms["alarm"] & alarms["detector"].isin(_CONCEPT_DETECTORS)].to_dict("records")
+    ]
+    return DrillRecord(
+        kind="concept_drift",
+        fast=fast,
+        random_state=system.random_state,
+        answer_key=key,
+        measured=measured,
+        load={"requests": 0, "simulated_days": n_days, "transactions": len(sim.transactions)},
+        alerts=alerts,
+        notes=[
+            "simulated time: the days are replayed offline through the monitoring's daily detectors, "
+            "no live server; start_s and fired_at_s are simulated seconds, start_utc the simulated date",
+            f"threshold {threshold:.4f}: a budget of 20 alerts a day on the reference days",
+        ],
+    )
+
+
+#: The concept-drift drill's two detectors: what the labels say, and what a label-free estimate says.
+_CONCEPT_DETECTORS = ("matured recall", "label-free recall")
+
+
 DRILLS: dict[str, Callable[..., DrillRecord]] = {
     "corrupt_model": corrupt_model,
+    "corrupt_model_unpicklable": partial(corrupt_model, variant="unpicklable"),
+    "corrupt_model_nan": partial(corrupt_model, variant="nan_scores"),
     "api_crash": api_crash,
     "log_unwritable": log_unwritable,
     "skew": skew,
     "spike": spike,
+    "blocking_good_customers": blocking_good_customers,
+    "concept_drift": concept_drift,
 }
 
 

@@ -22,6 +22,9 @@ class DrillName(StrEnum):
     log_unwritable = "log_unwritable"
     skew = "skew"
     spike = "spike"
+    blocking_good_customers = "blocking_good_customers"
+    corrupt_model_unpicklable = "corrupt_model_unpicklable"
+    corrupt_model_nan = "corrupt_model_nan"
 
 
 @app.command()

@@ -48,6 +48,14 @@ ADMIN_TOKEN_BYTES = 16
 TRAIN_DAYS = 45
 #: Days simulated after training: the drills' traffic.
 TRAFFIC_DAYS = 7
+#: Share of the drills' first requests the miscalibrated version alerts on (offline, on their features).
+#: The good model alerts on about 0.02 % of the traffic (1 in 6,576 on seed 0): five times that is one
+#: alert in 1,300 requests, which no watchdog window of a seconds-long drill can tell from the champion.
+#: At 5 % a window of 100 decisions holds about 5 alerts where the champion's holds none.
+MISCALIBRATED_ALERT_SHARE = 0.05
+#: How many of the traffic's first transactions the miscalibrated threshold is set on: the ones a drill
+#: replays, with the features a service on an empty decision log computes (it knows nothing earlier).
+CALIBRATION_ROWS = 2_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,12 @@ class DrillSystem:
     spare_version: int
     traffic: pd.DataFrame  # transactions after the training period, in time order
     random_state: int
+    #: The good model re-registered with a threshold that alerts on ``MISCALIBRATED_ALERT_SHARE`` of the traffic.
+    miscalibrated_version: int = 0
+    #: Registered with a matching sha256 but bytes that cannot be unpickled (a half-written artifact).
+    unpicklable_version: int = 0
+    #: A pipeline whose coefficients are NaN (a diverged fit): it loads, and scores NaN.
+    nan_version: int = 0
 
     def new_alias(self, kind: str) -> str:
         """A fresh alias pointing at the good version, recorded in the alias history."""
@@ -84,7 +98,13 @@ class DrillSystem:
 
 
 def prepare_system(root: Path, *, random_state: int = 0) -> DrillSystem:
-    """Simulate, train two registrable runs, register both: what every drill starts from (about 10-20 s)."""
+    """Simulate, train two registrable runs, register both and three broken ones: what every drill starts from.
+
+    The broken versions cost no training (each is the good run logged again, then spoilt): one with a
+    threshold that alerts on :data:`MISCALIBRATED_ALERT_SHARE` of the traffic, one whose artifact
+    cannot be unpickled (its sha256 recorded over the bad bytes, as a job that hashes what it wrote
+    would), one whose coefficients are NaN. About 15-30 s.
+    """
     from mlsys_lab import data
     from mlsys_lab.data.split import TimeSplit
     from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
@@ -104,11 +124,41 @@ def prepare_system(root: Path, *, random_state: int = 0) -> DrillSystem:
     ]
     registry = Registry(tracking)
     try:
-        versions = [registry.register(train(c, frame, tracker=tracker)).version for c in configs]
+        runs = [train(c, frame, tracker=tracker) for c in configs]
+        versions = [registry.register(run).version for run in runs]
+        traffic = transactions[transactions["tx_time_days"] >= TRAIN_DAYS].reset_index(drop=True)
+        # Features of the traffic alone: a drill's service starts on an empty decision log, so it knows
+        # only the transactions replayed to it (and no labels), as this frame does.
+        broken = _broken_runs(runs[0], feature_frame(traffic), tracker)
+        broken_versions = [registry.register(run_id).version for run_id in broken]
     finally:
         registry.close()
-    traffic = transactions[transactions["tx_time_days"] >= TRAIN_DAYS].reset_index(drop=True)
-    return DrillSystem(root, tracking, versions[0], versions[1], traffic, random_state)
+    return DrillSystem(root, tracking, versions[0], versions[1], traffic, random_state, *broken_versions)
+
+
+def _broken_runs(good: Any, frame: pd.DataFrame, tracker: Any) -> tuple[str, str, str]:
+    """Log ``good`` three more times and spoil each copy: (miscalibrated, unpicklable, NaN) run ids."""
+    import copy
+    import dataclasses
+    import hashlib
+
+    scores = good.pipeline.predict_proba(frame[list(good.config.features)].to_numpy(np.float64))[:, 1]
+    threshold = float(np.quantile(scores[:CALIBRATION_ROWS], 1 - MISCALIBRATED_ALERT_SHARE))
+    miscalibrated = tracker.log_run(good, run_name="miscalibrated threshold")
+    tracker.log_metrics(miscalibrated, {"threshold": threshold})
+
+    unpicklable = tracker.log_run(good, run_name="half-written artifact")
+    tags = tracker.client.get_run(unpicklable).data.tags
+    path = tracker.artifact_dir(unpicklable) / tags["model_file"]
+    cut = path.read_bytes()[: path.stat().st_size // 2]  # the job's disk filled mid-write
+    path.write_bytes(cut)
+    tracker.client.set_tag(unpicklable, "model_sha256", hashlib.sha256(cut).hexdigest())  # it hashed what it wrote
+
+    pipeline = copy.deepcopy(good.pipeline)
+    estimator = pipeline[-1]
+    estimator.coef_ = np.full_like(estimator.coef_, np.nan)  # a fit that diverged
+    nan = tracker.log_run(dataclasses.replace(good, pipeline=pipeline, run_id=None), run_name="NaN coefficients")
+    return miscalibrated, unpicklable, nan
 
 
 def serve(system: DrillSystem, alias: str, log_url: str, output: Path, **env: str) -> ServerProcess:
