@@ -18,7 +18,7 @@ closes the loop on that same decision log:
    ``challenger``.
 3. **The gate** (:func:`gate_against_champion`): paired bootstrap over the newest mature days that
    neither model has seen, guardrails, the decision stored in the :class:`~mlsys_lab.maintenance.gate.GateStore`.
-4. **Shadow, then the canary ladder** (:func:`rollout`) on the real service (``mlsys-lab serve`` on
+4. **Shadow, then the canary ladder** on the real service (``mlsys-lab serve`` on
    loopback, following the rollout store and the alias on a short timer), fed the days after the
    decision time through ``/v1/score/batch``; the :class:`~mlsys_lab.maintenance.rollout.Watchdog`
    judges each window of the challenger's decisions; promotion after the top step's hold, when the gate
@@ -85,7 +85,6 @@ __all__ = [
     "fast_forward",
     "gate_against_champion",
     "miscalibrated_threshold",
-    "rollout",
     "run_loop",
 ]
 
@@ -312,7 +311,7 @@ def _wait_for_version(client: httpx.Client, version: int, timeout_s: float = 30.
     raise TimeoutError(f"the service did not follow the champion alias to version {version} within {timeout_s:g} s")
 
 
-def rollout(
+def _rollout(
     sender: _Sender,
     log: DecisionLog,
     registry: Registry,
@@ -534,7 +533,7 @@ def run_loop(
             sender = _Sender(client, traffic, cursor=last_id)
             good = None
             if gate.promote:
-                good = rollout(
+                good = _rollout(
                     sender,
                     log,
                     registry,
@@ -546,7 +545,7 @@ def run_loop(
                     promote_why=f"gate decision {gate_id}: {gate.reasons[0]}; canary clean at every step",
                 )
             # The gate refused it; it goes on the canary anyway, to show what stops it in production.
-            bad = rollout(
+            bad = _rollout(
                 sender,
                 log,
                 registry,
