@@ -99,15 +99,17 @@ class LoopConfig:
 
     days: int = 61  # production days after the replay, written into the log before retraining
     drift_after: int = 10  # card testing (fraud scenario 4) starts this many days into them
-    traffic_days: int = 4  # days after the decision time, served through the API for shadow and canary
+    traffic_days: int = 20  # days after the decision time available to shadow and canary (sent only as needed)
     retrain_every_days: int = 28  # the schedule that triggers the retraining
     validation_folds: int = 2
     gate_days: int = 14
     gate: GateConfig = field(default_factory=GateConfig)
     ladder: Ladder = field(default_factory=lambda: Ladder((0.05, 0.25, 0.5, 1.0), hold_windows=2))
-    #: The watchdog judges windows of this many of the challenger's decisions (its min_decisions too). Its latency
-    #: guardrail is off: a busy laptop's wall p99 measures the laptop (the gate checks CPU time instead).
-    watchdog: WatchdogConfig = field(default_factory=lambda: WatchdogConfig(min_decisions=50, max_p99_ms=1e9))
+    #: The watchdog judges windows of this many of the challenger's decisions (its min_decisions too). At a 0.5 %
+    #: alert rate a window of 50 holds one alert in expectation: alerting five times as often would pass most
+    #: windows; in 250 a x5 challenger fails about 7 windows in 8. Its latency guardrail is off: a busy
+    #: laptop's wall p99 measures the laptop (the gate checks CPU time instead).
+    watchdog: WatchdogConfig = field(default_factory=lambda: WatchdogConfig(min_decisions=250, max_p99_ms=1e9))
     shadow_transactions: int = 1_000
     bad_alert_factor: float = 5.0
     refresh_seconds: float = 0.5

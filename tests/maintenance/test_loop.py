@@ -45,7 +45,7 @@ def test_the_loop_is_incomplete_when_the_bad_challenger_is_not_rolled_back(tmp_p
     registry.promote(version, who="tests", why="launch")
     registry.close()
     blind = LoopConfig(
-        traffic_days=6,
+        traffic_days=8,
         shadow_transactions=300,
         watchdog=WatchdogConfig(min_decisions=20, max_alert_rate_ratio=1e9, max_p99_ms=1e9),
     )
