@@ -43,7 +43,8 @@ def demo(
     """Run the system's main job end to end on embedded defaults and print what it measured.
 
     Exits 1, saying why and what to do, when the main job did not complete: nothing was deployed,
-    the server did not start or answered an error, or an acknowledged decision is missing from the log.
+    the server did not start or answered an error, an acknowledged decision is missing from the log,
+    or the maintenance loop did not complete (the deliberately bad challenger was not rolled back).
     """
     import httpx
 
@@ -90,6 +91,14 @@ def demo(
             f"demo failed in the load step: {report.load_failed}.\nWhat to do: read locust's log and the server's "
             f"output in {report.tracking.root / 'demo-load'}, check that nothing else loads this machine's "
             "loopback, and run `mlsys-lab demo` again.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    if report.maintenance_failed:
+        typer.echo(
+            f"demo failed in the maintenance loop: {report.maintenance_failed}.\nWhat to do: read the loop's "
+            f"server output ({report.tracking.root / 'demo-loop-server.log'}) and `mlsys-lab rollout status`, "
+            "and run `mlsys-lab demo` again.",
             err=True,
         )
         raise typer.Exit(code=1)

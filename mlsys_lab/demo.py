@@ -21,7 +21,13 @@ It grows with the course. So far it runs the data layer and a first model:
    (:func:`~mlsys_lab.monitoring.job.monitor_log`, what ``mlsys-lab monitor`` runs);
 9. put the champion under a short, bounded locust load at the 1M-requests-an-hour rate (a few
    seconds, a few hundred requests, loopback only, a fresh decision log), and give the SLO verdict,
-   the server's CPU per request and the cost of 1M predictions at an example price (:func:`load_step`).
+   the server's CPU per request and the cost of 1M predictions at an example price (:func:`load_step`);
+10. close the maintenance loop on the same decision log (module 06, :func:`~mlsys_lab.maintenance.loop.run_loop`):
+    two more months of production (a new fraud pattern starts ten days in) written into the log,
+    retraining on the labels matured by then, the gate, shadow and the canary ladder on the real
+    service with the watchdog on every window, promotion when the gate says so; then a deliberately
+    miscalibrated challenger (alerting five times as often) that the gate refuses and that, put on the
+    canary anyway, the watchdog switches off.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -49,6 +56,7 @@ from mlsys_lab.deployment.replay import HISTORY_DAYS, DeploymentReport, deploy_a
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.deployment.settings import ENV_PREFIX
 from mlsys_lab.load import SLO, LoadResult, Verdict, capacity, check_slo, runner, scenarios
+from mlsys_lab.maintenance.loop import LoopConfig, LoopReport, run_loop
 from mlsys_lab.monitoring.job import MonitoringReport, monitor_log
 from mlsys_lab.training import (
     Constraints,
@@ -66,6 +74,7 @@ __all__ = [
     "HISTORY_DAYS",
     "DemoReport",
     "LoadStep",
+    "LoopConfig",
     "load_step",
     "run_demo",
     "with_latency_budget",
@@ -125,6 +134,8 @@ class DemoReport:
     load: LoadStep | None = None  # the short load test of the deployed champion; None if not run
     load_failed: str = ""  # why the load step failed ("" when it ran and no request failed)
     monitoring: MonitoringReport | None = None  # the monitoring job over the decision log; None if not deployed
+    maintenance: LoopReport | None = None  # the maintenance loop (module 06); None if not run
+    maintenance_failed: str = ""  # why the loop did not complete ("" when it did)
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -232,6 +243,8 @@ def run_demo(
     constraints: Constraints = DEMO_CONSTRAINTS,
     deploy: bool = True,
     load: bool = True,
+    maintain: bool = True,
+    loop: LoopConfig | None = None,
 ) -> DemoReport:
     """Run the data layer and the first models end to end, and measure them.
 
@@ -259,6 +272,13 @@ def run_demo(
         After deploying, run the short load step (module 04, :func:`load_step`). A load test that
         cannot run, or any failed request, sets ``load_failed``; a latency or throughput miss on a
         busy laptop is reported in the verdict and is not a failure of the main job.
+    maintain
+        After deploying, run the maintenance loop (module 06, :func:`~mlsys_lab.maintenance.loop.run_loop`)
+        on the demo's decision log. A loop that cannot run or does not complete (a decision lost, the bad
+        challenger not rolled back) sets ``maintenance_failed``.
+    loop
+        The loop's rule (:class:`~mlsys_lab.maintenance.loop.LoopConfig`); tests pass one whose watchdog
+        cannot act, to see the demo fail.
     """
     seconds: dict[str, float] = {}
     config = preset(preset_name, random_state=random_state)
@@ -366,6 +386,26 @@ def run_demo(
                     f"{loaded.result.failure_count:,} of {loaded.result.requests:,} requests failed ({failures})"
                 )
         seconds["load"] = time.perf_counter() - clock
+    maintenance, maintenance_failed = None, ""
+    if deployment is not None and maintain and selection.chosen is not None:
+        # Module 06: production goes on, labels mature, a challenger is retrained, gated and rolled out.
+        clock = time.perf_counter()
+        try:
+            maintenance = run_loop(
+                config,
+                settings,
+                deployment.decision_log,
+                transactions,
+                runs[selection.chosen].config,
+                first_logged_day=deployment.history_days[0],
+                k=k,
+                loop=loop,
+            )
+        except (RuntimeError, TimeoutError, ValueError, httpx.HTTPError) as exc:
+            maintenance_failed = f"the maintenance loop could not run: {exc}"
+        else:
+            maintenance_failed = maintenance.incomplete()
+        seconds["maintenance"] = time.perf_counter() - clock
     return DemoReport(
         config,
         split,
@@ -384,4 +424,6 @@ def run_demo(
         monitoring=monitoring,
         load=loaded,
         load_failed=load_failed,
+        maintenance=maintenance,
+        maintenance_failed=maintenance_failed,
     )

@@ -16,8 +16,9 @@ from mlsys_lab.deployment.replay import DeploymentReport
 
 if TYPE_CHECKING:
     from mlsys_lab.demo import DemoReport, LoadStep
+    from mlsys_lab.maintenance.loop import LoopReport, RolloutRun
 
-__all__ = ["format_deployment", "format_load", "format_report", "format_tradeoff"]
+__all__ = ["format_deployment", "format_load", "format_maintenance", "format_report", "format_tradeoff"]
 
 
 def format_report(report: DemoReport) -> str:
@@ -62,6 +63,7 @@ def format_report(report: DemoReport) -> str:
         ),
         *(["", *report.monitoring.lines(secs.get("monitor"))] if report.monitoring is not None else []),
         *(["", *format_load(report.load, secs["load"])] if report.load is not None else []),
+        *(["", *format_maintenance(report.maintenance, secs["maintenance"])] if report.maintenance is not None else []),
     ]
     return "\n".join(lines)
 
@@ -158,3 +160,77 @@ def format_load(step: LoadStep, seconds: float) -> list[str]:
         f"{step.cost_per_million:.4f} at {step.price_per_vcpu_hour:g} per vCPU-hour (example price), 50% utilisation",
         f"locust's files and the server's output are in {step.run_dir}",
     ]
+
+
+def format_maintenance(loop: LoopReport, seconds: float) -> list[str]:
+    """The maintenance loop's printout: production days, the retraining, the gate, both rollouts, and the verdict."""
+    r, secs = loop.retraining, loop.seconds
+    record = r.record()
+    split = record["split"]
+    first_immature, last_immature = record["immature_days_left_out"]
+    lines = [
+        f"== Maintenance loop ({seconds:.1f} s): production goes on for days {loop.start_day}-{loop.as_of_day - 1} "
+        f"(card testing, a new fraud pattern, from day {loop.drift_day}); version {loop.champion_version}'s "
+        f"{loop.fast_forward[0]:,} decisions and {loop.fast_forward[1]:,} fraud labels reported by day "
+        f"{loop.as_of_day} written into the demo's decision log ({secs['simulate'] + secs['fast_forward']:.1f} s)",
+        f"retrain as of day {loop.as_of_day} (trigger {r.trigger.kind}: {r.trigger.reason}; {secs['retrain']:.1f} s): "
+        f"{r.maturity.explanation}",
+        f"  trained on days {split['train_start_day']}-{split['train_start_day'] + split['train_days'] - 1} "
+        f"(labels known on day {split['labels_known_at_day']}), {r.rows_used:,} rows used, "
+        f"{r.immature_rows_left_out:,} immature rows (days {first_immature}-{last_immature}) left out, "
+        f"{r.rows_quarantined} quarantined; registered as version {loop.challenger_version} (alias 'challenger')",
+        f"{loop.gate.summary()}",
+        f"  decision {loop.gate_id} stored with every number ({secs['gate']:.1f} s)",
+    ]
+    if loop.good is None:
+        lines.append(f"  the champion stays: version {loop.challenger_version} goes no further")
+    else:
+        lines += format_rollout(loop.good, "challenger")
+    lines += [
+        "",
+        f"bad challenger: version {loop.bad_version}, the same retraining with its threshold set to "
+        f"{loop.bad_threshold:.4f} so it alerts {loop.bad_alert_ratio:.1f}x as often as the champion on the gate days "
+        f"({secs['bad_challenger']:.1f} s)",
+        *("  " + line for line in loop.bad_gate.summary().splitlines()),
+        "  put on the canary anyway (as if the gate were skipped), to show what stops it in production:",
+        *format_rollout(loop.bad, "bad challenger"),
+        "",
+        f"served through the API during the rollouts: {loop.acknowledged:,} decisions acknowledged, "
+        f"{'all' if loop.unlogged == 0 else f'{loop.unlogged:,} NOT'} in the decision log; the champion at the end "
+        f"is version {loop.champion_at_end} ({secs['rollout']:.1f} s)",
+    ]
+    return lines
+
+
+def format_rollout(run: RolloutRun, who: str) -> list[str]:
+    """One rollout: the shadow report, each canary step's windows and card counts, and how it ended."""
+    lines = []
+    if run.shadow is not None:
+        s = run.shadow
+        lines.append(
+            f"  shadow: {s['transactions']:,.0f} requests scored by version {run.version} too (answers stay the "
+            f"champion's): score PSI {s['score_psi']:.3f}, top-k card overlap {s['top_k_card_overlap']:.0%}, "
+            f"alert-rate ratio {s['alert_rate_ratio']:.2f}, added p50 {s['added_ms_p50']:.2f} ms, "
+            f"p99 {s['added_ms_p99']:.2f} ms"
+        )
+    for step in run.steps:
+        judged = [w for w in step.windows if w.judged]
+        ratios = ", ".join(f"{w.alert_rate_ratio:.1f}{'' if w.passed else ' FAIL'}" for w in judged)
+        c = step.cards
+        lines.append(
+            f"  canary {step.share:.0%}: {step.challenger_decisions:,} of {step.decisions:,} decisions by version "
+            f"{run.version}, {c.n_challenger} of {c.n_total} cards (sample ratio {'ok' if c.ok else 'MISMATCH'}, "
+            f"p {c.p_value:.2f}); alert-rate ratio per window of {len(judged) and step.windows[0].decisions}: "
+            f"{ratios or 'none judged'}"
+        )
+    if run.watchdog_acted:
+        lines.append(
+            f"  watchdog: {run.watchdog_acted}; {run.challenger_after_stop} decisions by version {run.version} "
+            "after it acted (the service follows the rollout store on its timer)"
+        )
+    elif run.promoted:
+        lines.append(f"  promoted: version {run.version} is champion; the service follows the alias, no restart")
+    else:
+        lines.append(f"  not promoted: the {who} did not pass the gate; canary off")
+    lines.append(f"  ({run.requests:,} requests, {run.seconds:.1f} s)")
+    return lines

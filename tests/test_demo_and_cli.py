@@ -17,8 +17,11 @@ from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, run_demo, with_latenc
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import LOOPBACK, free_port
+from mlsys_lab.maintenance.gate import GateStore
+from mlsys_lab.maintenance.rollout import RolloutStore, routes_to_challenger
 from mlsys_lab.report import format_report, tradeoff_columns
 from mlsys_lab.training import TrackingSettings, runs_table, select_model
+from mlsys_lab.training.prequential import validation_splits
 
 #: A latency budget no machine misses: what these tests check must not depend on how busy it is
 #: (whether the default 5 ms budget holds under load is the training layer's test).
@@ -48,8 +51,9 @@ def tracking(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_report(tracking):
-    # The one full in-process run of this module, deployment included. small, not tiny: tiny's 30
-    # days leave no room for validation folds (so nothing registrable) and only a handful of test frauds.
+    # The one full in-process run of this module, deployment and the maintenance loop included. small, not
+    # tiny: tiny's 30 days leave no room for validation folds (so nothing registrable) and only a handful of
+    # test frauds.
     return run_demo("small", random_state=0, tracking=tracking, constraints=ANY_SPEED)
 
 
@@ -168,6 +172,68 @@ def test_demo_stops_its_server(small_report):
     assert_nothing_listens(deployment.url)
 
 
+@pytest.mark.slow  # the small_report fixture: the whole demo, the maintenance loop included
+def test_demo_closes_the_maintenance_loop_and_the_watchdog_stops_the_bad_challenger(small_report, tracking):
+    loop = small_report.maintenance
+    assert loop is not None, small_report.maintenance_failed
+    assert small_report.maintenance_failed == "" and loop.incomplete() == ""
+    # The retraining used only mature days, all written after the replay (whose feature windows were filling).
+    r = loop.retraining
+    folds = validation_splits(r.split, 2)
+    assert min(s.train_start_day for s in folds) >= loop.start_day
+    assert r.split.end_day <= loop.as_of_day - r.maturity.days and r.immature_rows_left_out > 0
+    assert r.trigger.kind == "schedule"
+    # The gate judged on days neither model was trained on, and its decision is on record.
+    assert loop.gate.gate_days[0] >= r.split.train_start_day + r.split.train_days
+    stored = GateStore(tracking.root).get(loop.gate_id)
+    assert stored["promote"] == loop.gate.promote and stored["challenger_version"] == loop.challenger_version
+    # The bad challenger alerts several times as often: the gate refuses it on that guardrail...
+    assert loop.bad_alert_ratio > 2
+    assert not loop.bad_gate.promote
+    assert [c.name for c in loop.bad_gate.checks if not c.passed] == ["alert_rate"]
+    # ... and on the canary the watchdog switches it off after consecutive failing windows, by itself.
+    assert loop.bad.watchdog_acted and not loop.bad.promoted
+    judged = [w for step in loop.bad.steps for w in step.windows if w.judged]
+    failures = judged[-3:]
+    assert len(failures) == 3 and all(not w.passed and w.alert_rate_ratio > 2 for w in failures)
+    moves = RolloutStore(tracking.root).history()
+    assert moves.iloc[-1]["who"] == "watchdog" and moves.iloc[-1]["mode"] == "off"
+    # Every decision the API acknowledged is in the log; the bad challenger decided only for its canary's cards.
+    assert loop.unlogged == 0 and loop.acknowledged > 0
+    log = DecisionLog(f"sqlite:///{small_report.deployment.decision_log}")
+    try:
+        decisions = log.decisions()
+    finally:
+        log.close()
+    routed = decisions[decisions["model_version"] == loop.bad_version]["customer_id"].unique()
+    assert len(routed) > 0 and all(routes_to_challenger(int(c), loop.bad.steps[-1].share) for c in routed)
+    registry = Registry(tracking)
+    try:
+        champion = registry.get("champion").version
+    finally:
+        registry.close()
+    promoted = loop.good is not None and loop.good.promoted
+    assert champion == loop.champion_at_end == (loop.challenger_version if promoted else loop.champion_version)
+    text = format_report(small_report)
+    assert "== Maintenance loop" in text and "watchdog: switched the canary" in text
+
+
+@pytest.mark.slow  # formats the small_report fixture's real report; the CLI runs in-process
+def test_cli_demo_exits_1_when_the_maintenance_loop_does_not_complete(small_report, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mlsys_lab import cli, demo
+
+    # The real report, with the bad challenger's rollout as it would read had the watchdog never acted.
+    loop = replace(small_report.maintenance, bad=replace(small_report.maintenance.bad, watchdog_acted=""))
+    failed = replace(small_report, maintenance=loop, maintenance_failed=loop.incomplete())
+    assert "was not rolled back" in failed.maintenance_failed
+    monkeypatch.setattr(demo, "run_demo", lambda *args, **kwargs: failed)
+    result = CliRunner().invoke(cli.app, ["demo"])
+    assert result.exit_code == 1, result.output
+    assert "demo failed in the maintenance loop" in result.output and "was not rolled back" in result.output
+
+
 @pytest.mark.slow  # trains and measures the candidate grid again, without deploying (about 30-60 s)
 def test_demo_is_reproducible(small_report, tmp_path):
     # A second run, into a store of its own and without the deployment: what decides must not move.
@@ -194,7 +260,10 @@ def test_cli_demo_runs_end_to_end(tmp_path):
     assert "The accuracy trap" in result.stdout
     assert "== Candidates" in result.stdout and "Rule:" in result.stdout
     assert "== Deployment" in result.stdout and "(all in the log)" in result.stdout
-    assert result.stderr == ""
+    assert "== Maintenance loop" in result.stdout and "watchdog: switched the canary" in result.stdout
+    # The only line on stderr: the watchdog's warning as it stops the deliberately bad challenger.
+    warnings = [line for line in result.stderr.splitlines() if line]
+    assert all(line.startswith("WARNING mlsys_lab.maintenance.rollout: watchdog:") for line in warnings), warnings
     served = re.search(r"served by `mlsys-lab serve` on (http://127\.0\.0\.1:\d+)", result.stdout)
     assert served is not None, result.stdout[-2000:]
     assert_nothing_listens(served.group(1))

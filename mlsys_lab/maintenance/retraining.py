@@ -331,11 +331,15 @@ def retrain(
     tracker: RunLogger | None = None,
     coverage: float = 0.85,
     origin: str = DEFAULT_ORIGIN,
+    logged: pd.DataFrame | None = None,
 ) -> Retraining:
     """Retrain ``config`` from the log as of ``as_of`` (family, hyperparameters, seed, folds kept; split replaced).
 
     See the module docstring for the steps. ``as_of`` is on the transactions' clock; it is rounded
     down to the start of its day, so a retraining at 14:00 and one at 09:00 on the same day agree.
+    ``logged`` is ``training_frame(log, <start of that day>)`` when the caller has read it already
+    (reading a long log with its features is the slow part); a frame holding a later transaction is
+    refused.
 
     Raises
     ------
@@ -346,8 +350,16 @@ def retrain(
     start = pd.Timestamp(origin)
     as_of_day = int((pd.Timestamp(as_of) - start) // pd.Timedelta(days=1))
     day_start = (start + pd.Timedelta(days=as_of_day)).to_pydatetime()
-    frame = training_frame(log, day_start, origin=origin)
-    logged = len(frame)
+    if logged is None:
+        frame = training_frame(log, day_start, origin=origin)
+    elif len(logged) and logged["tx_datetime"].max() >= pd.Timestamp(day_start):
+        raise ValueError(
+            f"logged holds transactions up to {logged['tx_datetime'].max()}, after the retraining time {day_start}: "
+            "pass training_frame(log, as_of) read as of the same day, or leave logged out"
+        )
+    else:
+        frame = logged
+    n_logged = len(frame)
     checked = validate(frame)
     rules: dict[str, int] = {}
     if checked.n_quarantined:
@@ -378,7 +390,7 @@ def retrain(
         as_of_day=as_of_day,
         maturity=maturity,
         split=split,
-        rows_logged=logged,
+        rows_logged=n_logged,
         rows_quarantined=checked.n_quarantined,
         quarantine_rules=rules,
         rows_used=len(mature),
