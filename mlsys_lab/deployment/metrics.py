@@ -202,6 +202,12 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
+    # A killed worker stays a zombie until uvicorn's supervisor reaps it, which can take a minute
+    # (it waits up to its healthcheck timeout on each worker in turn): it serves nothing any more.
+    with contextlib.suppress(OSError, IndexError):  # no /proc (not Linux): trust kill(pid, 0)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1] not in ("Z", "X")
     return True
 
 
