@@ -433,9 +433,9 @@ class ServiceMetrics:
         assert self.multiprocess_dir is not None
         dead: set[int] = set()
         for path in self.multiprocess_dir.glob("gauge_live*_*.db"):
-            pid = path.stem.rsplit("_", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                dead.add(int(pid))
+            name = path.stem.rsplit("_", 1)[-1]
+            if name.isdigit() and not _pid_alive(int(name)):
+                dead.add(int(name))
         for pid in dead:
             logger.info("worker %d is gone: dropping its live gauges from the metrics folder", pid)
             mark_process_dead(pid, str(self.multiprocess_dir))
