@@ -14,7 +14,8 @@ Two measurements, each against a baseline taken in the same run:
    one server at a time, each with the same unpaced FastHttpUser load: server CPU per request
    (process tree: the number that stays put on a busy machine), then req/s, p50 and p99 (wall
    numbers: on a shared machine they measure the machine). ``--rounds`` repeats the four servers
-   in turn and the table shows each one's median, so a burst of other work does not land on one row.
+   (odd rounds with each on/off pair swapped) and the table shows each one's median, so neither a
+   burst of other work nor the order lands on one row.
 
     python benchmarks/bench_metrics.py [--duration 10] [--users 20] [--rounds 2] [--requests 20000]
 
@@ -121,7 +122,8 @@ def server_rows(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     servers = [("1 worker", 1, "false"), ("1 worker", 1, "true"), ("2 workers", 2, "false"), ("2 workers", 2, "true")]
     measured: dict[tuple[str, str], list[dict[str, float]]] = {(name, on): [] for name, _, on in servers}
     for round_ in range(args.rounds):
-        for name, workers, on in servers:
+        # Odd rounds run each pair the other way round, so that the order does not favour one setting.
+        for name, workers, on in servers if round_ % 2 == 0 else [servers[i ^ 1] for i in range(len(servers))]:
             tag = f"{workers}w-{on}-{round_}"
             env = {
                 "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
