@@ -7,6 +7,7 @@ Bad arguments exit with code 2 and a message that names the option, never with a
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -236,6 +237,10 @@ def notebooks(
         typer.echo(f"built {name}")
 
 
+#: How long uvicorn's supervisor waits for a worker's answer before it kills it as hung.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -252,11 +257,13 @@ def serve(
     Settings come from MLSYS_LAB_* variables (tracking store, decision log URL, tokens, alias,
     batch limit, host, port, workers): see mlsys_lab.deployment.settings; an option given here wins.
     With several workers each one follows the registry alias every MLSYS_LAB_MODEL_REFRESH_SECONDS
-    (5 unless set), since /admin/reload reaches only the worker that receives it.
+    (5 unless set), since /admin/reload reaches only the worker that receives it, and GET /metrics
+    merges every worker's metrics through a fresh folder under MLSYS_LAB_METRICS_DIR (runs/metrics).
     """
     import uvicorn
     from pydantic import ValidationError
 
+    from mlsys_lab.deployment import metrics
     from mlsys_lab.deployment.settings import ServiceSettings
 
     try:
@@ -270,15 +277,22 @@ def serve(
         logging.getLogger(__name__).warning("binding to %s: the API is reachable from other machines", host)
     # The worker processes read their settings themselves; "several workers" travels as the factory's name.
     factory = "create_worker_app_from_env" if workers > 1 else "create_app_from_env"
-    uvicorn.run(
-        f"mlsys_lab.deployment.service:{factory}",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,  # warnings hide its lines anyway; off, uvicorn skips building them per request
-    )
+    # Several workers merge their metrics through a fresh folder named in os.environ, where
+    # prometheus-client looks for it when each spawned worker imports it.
+    with metrics.multiprocess_folder(workers, settings.metrics_dir, os.environ):
+        uvicorn.run(
+            f"mlsys_lab.deployment.service:{factory}",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,  # warnings hide its lines anyway; off, uvicorn skips building them per request
+            # A spawned worker re-imports this CLI (all its commands) before it can answer the
+            # supervisor's first ping: that took over 5 s, uvicorn's default, on a busy 2-core box,
+            # and the supervisor then killed and respawned the workers forever.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
 
 
 Who = Annotated[str, typer.Option("--who", help="Who moves the alias (kept in the alias history).")]

@@ -31,30 +31,54 @@ tenth of the CPU cost of ``@app.middleware("http")``) and by the handlers that s
 errors; the model and feature-state gauges are read at scrape time, so a hot swap shows up on the
 next scrape without any hook in the reload path.
 
-Several uvicorn workers
-    The numbers are **per process**. ``mlsys-lab serve --workers N`` starts N processes, each with
-    its own counts, and a scrape reaches whichever worker accepts the connection: with 2 workers
-    successive scrapes see about half the requests each (``mlsys_lab_worker_info`` says which
-    worker answered). Prometheus' answer is to scrape each worker on its own port, or
-    prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a folder wiped before the
-    workers start, where every process writes its values to memory-mapped files that one scrape
-    sums). This module does not use multiprocess mode: prometheus-client picks its value storage
-    from that environment variable when it is first imported, for every registry in the process,
-    and scrape-time gauges such as the model version cannot be summed across files. Use one worker
-    (the course's measured configuration) when the scrape must be complete.
+Several worker processes
+    ``mlsys-lab serve --workers N`` runs prometheus-client's multiprocess mode: the command gives the
+    workers a folder (``PROMETHEUS_MULTIPROC_DIR``, prometheus-client's own switch, which it reads
+    when it is first imported, so it must be set before the workers start and never at our import)
+    that :func:`multiprocess_folder` creates fresh and wipes; every worker writes its values to
+    memory-mapped files there, and a scrape, whichever worker answers it, merges all the files with a
+    :class:`~prometheus_client.multiprocess.MultiProcessCollector`. Counters and histograms are summed
+    over workers, the dead ones included (a total never goes backwards when a worker is replaced).
+    Gauges need a rule for combining workers, its ``multiprocess_mode``:
+
+    - requests in flight: ``livesum``, the sum over the workers alive now (a dead worker's requests
+      are not in flight any more);
+    - the model, its age, the feature state's size, the worker itself: ``liveall``, one sample per
+      live worker with a ``pid`` label. Each worker loads and follows the alias on its own, so during
+      a promotion they legitimately serve different versions for a few seconds: a sum of versions
+      or ages means nothing, and ``max`` would hide the worker that lags (the one to alert on). With
+      ``liveall`` the scrape says which worker serves what, and a rule can take ``max`` by itself.
+      In ``mlsys_lab_model_info`` a version a worker served before shows 0, the one it serves 1
+      (prometheus-client cannot delete a sample from its files).
+
+    These gauges cannot be read at scrape time (the worker answering cannot see the others' memory),
+    so every worker writes them to its file every :data:`PUBLISH_SECONDS` and just before it answers
+    a scrape. A worker that stops cleanly removes its ``live*`` files (``mark_process_dead``); the
+    files of one that was killed are removed by the next scrape that finds its pid gone.
+
+    One process without the variable (one worker, TestClient, a notebook) keeps the private
+    per-app registry and the scrape-time gauges described above. Separate ``mlsys-lab serve``
+    processes on different ports (replicas behind a load balancer) are separate scrape targets, as
+    Prometheus expects: each one's ``/metrics`` covers its own workers, and sums go in the query.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,12 +89,18 @@ if TYPE_CHECKING:
 __all__ = [
     "LATENCY_BUCKETS",
     "MAX_FIELD_LABELS",
+    "MULTIPROC_ENV",
+    "PUBLISH_SECONDS",
     "SCORE_BUCKETS",
     "SLO_SECONDS",
     "MetricsMiddleware",
     "ServiceMetrics",
     "metrics_router",
+    "multiprocess_dir_from_env",
+    "multiprocess_folder",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Module 04's latency SLO (p99 at most 50 ms): a bucket edge sits exactly on it.
 SLO_SECONDS = 0.050
@@ -78,10 +108,107 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, SLO_SECONDS, 0.
 #: Fine near zero, where most fraud scores are; coarse above.
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Distinct ``field`` label values before new ones become ``other``: a client chooses the field
-#: names of an invalid body, and every label value is a time series kept forever.
+#: names of an invalid body, and every label value is a time series kept forever. Counted per
+#: process: with N workers, at most N times this many.
 MAX_FIELD_LABELS = 64
 #: The ``route`` label of a request no route matched (404s): its path is the client's choice.
 UNMATCHED_ROUTE = "unmatched"
+#: prometheus-client's switch for multiprocess mode, read when prometheus-client is first imported.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: How often each worker writes its model and feature-state gauges in multiprocess mode (seconds).
+PUBLISH_SECONDS = 1.0
+
+
+def multiprocess_dir_from_env(environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """The folder of prometheus-client's multiprocess mode named by ``PROMETHEUS_MULTIPROC_DIR``, or None.
+
+    Read by the app factories in each worker process (the shell set the variable before the
+    workers started; see :func:`multiprocess_folder`).
+
+    Raises
+    ------
+    ValueError
+        The variable names something that is not a folder.
+    """
+    value = (os.environ if environ is None else environ).get(MULTIPROC_ENV)
+    if not value:
+        return None
+    folder = Path(value)
+    if not folder.is_dir():
+        raise ValueError(
+            f"{MULTIPROC_ENV}={value!r} is not a folder: create it (empty) before the server starts, "
+            "or unset it to keep per-process metrics"
+        )
+    return folder
+
+
+def _wipe(folder: Path) -> None:
+    # Only prometheus-client's own files: the folder may be one a user named, holding other things.
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def multiprocess_folder(workers: int, root: Path, environ: MutableMapping[str, str]) -> Iterator[Path | None]:
+    """The multiprocess folder for a server of ``workers`` processes, set in ``environ`` for them.
+
+    - ``PROMETHEUS_MULTIPROC_DIR`` already in ``environ`` (the shell chose a folder): that folder,
+      created if missing, its ``*.db`` files wiped at start (files of a previous run would be
+      counted again), kept afterwards;
+    - otherwise, with several workers: a fresh ``root/serve-<pid>`` (wiped if a previous process of
+      the same pid left it), set in ``environ``, and removed when the block ends;
+    - otherwise (one worker): None, nothing set; the app keeps its per-process registry.
+
+    ``mlsys-lab serve`` passes ``os.environ``: the worker processes it starts inherit the variable,
+    and prometheus-client reads it when each of them imports it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> environ: dict[str, str] = {}
+    >>> with multiprocess_folder(2, Path(tempfile.mkdtemp()), environ) as folder:
+    ...     environ[MULTIPROC_ENV] == str(folder) and folder.is_dir()
+    True
+    >>> folder.exists(), MULTIPROC_ENV in environ
+    (False, False)
+    """
+    given = environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        _wipe(folder)
+        yield folder
+        return
+    if workers <= 1:
+        yield None
+        return
+    folder = (root / f"serve-{os.getpid()}").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    _wipe(folder)
+    environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        environ.pop(MULTIPROC_ENV, None)
+        _wipe(folder)
+        with contextlib.suppress(OSError):  # something else was put there: leave it
+            folder.rmdir()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    # A killed worker stays a zombie until uvicorn's supervisor reaps it, which can take a minute
+    # (it waits up to its healthcheck timeout on each worker in turn): it serves nothing any more.
+    with contextlib.suppress(OSError, IndexError):  # no /proc (not Linux): trust kill(pid, 0)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1] not in ("Z", "X")
+    return True
 
 
 class _ServiceCollector(Collector):
@@ -116,8 +243,61 @@ class _ServiceCollector(Collector):
             yield size
 
 
+class _WorkerGauges:
+    """The same gauges as :class:`_ServiceCollector`, written to this worker's files (multiprocess mode).
+
+    ``liveall``: one sample per live worker, labelled with its ``pid`` by the merging collector.
+    """
+
+    def __init__(self) -> None:
+        def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=None, multiprocess_mode="liveall")
+
+        self.worker = gauge("mlsys_lab_worker_info", "The live worker processes (value 1, label pid).")
+        self.loaded = gauge("mlsys_lab_model_loaded", "1 while a model serves in this worker, 0 otherwise.")
+        self.info = gauge(
+            "mlsys_lab_model_info",
+            "The version each worker serves (1), or served before (0).",
+            ["alias", "version", "sha256"],
+        )
+        self.age = gauge("mlsys_lab_model_age_seconds", "Seconds since the version each worker serves was registered.")
+        self.size = gauge("mlsys_lab_feature_state_transactions", "Transactions held in each worker's feature state.")
+        self._shown: tuple[str, str, str] | None = None
+        self._lock = threading.Lock()  # the publisher task and a scrape's thread both publish
+
+    def publish(self, service: Service | None) -> None:
+        model = None if service is None else service.slot.current
+        with self._lock:
+            self.worker.set(1.0)
+            self.loaded.set(0.0 if model is None else 1.0)
+            labels = None
+            if service is not None and model is not None:
+                labels = (service.settings.model_alias, str(model.info.version), model.info.sha256)
+                self.age.set(max(0.0, time.time() - model.info.created_at.timestamp()))
+            if labels != self._shown:
+                if self._shown is not None:
+                    self.info.labels(*self._shown).set(0.0)
+                if labels is not None:
+                    self.info.labels(*labels).set(1.0)
+                self._shown = labels
+            if service is not None and service.serving is not None:
+                self.size.set(float(len(service.serving)))
+
+
 class ServiceMetrics:
     """Every metric of one scoring app, on a registry of its own.
+
+    Parameters
+    ----------
+    multiprocess_dir
+        prometheus-client's multiprocess folder when this process is one of several workers
+        (:func:`multiprocess_dir_from_env`); None keeps every value in this process's memory.
+
+    Raises
+    ------
+    RuntimeError
+        ``multiprocess_dir`` is given but prometheus-client keeps its values in memory: it was
+        imported before ``PROMETHEUS_MULTIPROC_DIR`` was set, so the other workers would never see them.
 
     Examples
     --------
@@ -127,7 +307,14 @@ class ServiceMetrics:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        if multiprocess_dir is not None and not getattr(prometheus_values.ValueClass, "_multiprocess", False):
+            raise RuntimeError(
+                f"prometheus-client was imported before {MULTIPROC_ENV} was set, so its values live in this "
+                "process only: set the variable in the shell that starts the workers "
+                "(mlsys-lab serve --workers N does), not in the program"
+            )
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "mlsys_lab_http_requests",
@@ -143,7 +330,10 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.in_progress = Gauge(
-            "mlsys_lab_http_requests_in_progress", "Requests being served now.", registry=self.registry
+            "mlsys_lab_http_requests_in_progress",
+            "Requests being served now.",
+            registry=self.registry,
+            multiprocess_mode="livesum",  # the workers alive now; a dead worker serves nothing
         )
         self.scores = Histogram(
             "mlsys_lab_score", "Fraud scores of new decisions.", buckets=SCORE_BUCKETS, registry=self.registry
@@ -163,13 +353,42 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._collector = _ServiceCollector()
-        self.registry.register(self._collector)
+        self._worker_gauges: _WorkerGauges | None = None
+        if multiprocess_dir is None:
+            self.registry.register(self._collector)
+        else:
+            self._worker_gauges = _WorkerGauges()
+        self._publisher: asyncio.Task[None] | None = None
         self._fields: set[str] = set()
         self._fields_lock = threading.Lock()
 
     def watch(self, service: Service) -> None:
-        """Read the model and feature-state gauges from ``service`` (the lifespan handler calls this)."""
+        """Follow ``service``'s model and feature state in the gauges (the lifespan handler calls this).
+
+        In multiprocess mode this also starts the task that writes them to this worker's file every
+        :data:`PUBLISH_SECONDS`, so it must be called from the running event loop.
+        """
         self._collector.service = service
+        if self._worker_gauges is not None:
+            self._worker_gauges.publish(service)
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            if self._worker_gauges is not None:
+                self._worker_gauges.publish(self._collector.service)
+
+    def close(self) -> None:
+        """Stop publishing and, in multiprocess mode, drop this worker's live gauges (``mark_process_dead``).
+
+        Its counters and histograms stay in the folder: totals never go backwards.
+        """
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._publisher = None
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), str(self.multiprocess_dir))
 
     def observe_scored(self, scored: Sequence[Scored]) -> None:
         """Count new decisions and their scores; a retry answered from the log is not counted again."""
@@ -199,8 +418,27 @@ class ServiceMetrics:
                 self.invalid_payload(loc)
 
     def exposition(self) -> bytes:
-        """The text exposition of every metric, as ``GET /metrics`` serves it."""
-        return generate_latest(self.registry)
+        """The text exposition of every metric, as ``GET /metrics`` serves it (every worker's, merged)."""
+        if self.multiprocess_dir is None or self._worker_gauges is None:
+            return generate_latest(self.registry)
+        self._forget_dead_workers()
+        self._worker_gauges.publish(self._collector.service)
+        # A fresh registry per scrape, holding only the merging collector (prometheus-client's recipe).
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))
+        return generate_latest(merged)
+
+    def _forget_dead_workers(self) -> None:
+        """``mark_process_dead`` for every worker whose files remain but whose process is gone (killed)."""
+        assert self.multiprocess_dir is not None
+        dead: set[int] = set()
+        for path in self.multiprocess_dir.glob("gauge_live*_*.db"):
+            name = path.stem.rsplit("_", 1)[-1]
+            if name.isdigit() and not _pid_alive(int(name)):
+                dead.add(int(name))
+        for pid in dead:
+            logger.info("worker %d is gone: dropping its live gauges from the metrics folder", pid)
+            mark_process_dead(pid, str(self.multiprocess_dir))
 
 
 def metrics_router(metrics: ServiceMetrics) -> APIRouter:
@@ -209,7 +447,7 @@ def metrics_router(metrics: ServiceMetrics) -> APIRouter:
 
     @router.get("/metrics", tags=["ops"], response_class=Response, include_in_schema=True)
     def scrape() -> Response:
-        """Prometheus text exposition of this worker's metrics (per process: see ``mlsys_lab.deployment.metrics``)."""
+        """Prometheus text exposition, every worker's with ``--workers N`` (see ``mlsys_lab.deployment.metrics``)."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router

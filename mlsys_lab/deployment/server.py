@@ -35,6 +35,8 @@ __all__ = ["LOOPBACK", "ServerProcess", "free_port", "run_server"]
 LOOPBACK = "127.0.0.1"
 #: Starting imports MLflow and scikit-learn and loads the model: seconds on a laptop, more on a busy CI box.
 START_TIMEOUT = 60.0
+#: The setting naming where several workers keep their metric files (see ServiceSettings.metrics_dir).
+METRICS_DIR_ENV = "MLSYS_LAB_METRICS_DIR"
 STOP_TIMEOUT = 15.0
 
 
@@ -65,7 +67,9 @@ class ServerProcess:
     output
         File that receives the server's stdout and stderr (truncated first); a temporary file when None.
     workers
-        uvicorn worker processes.
+        uvicorn worker processes. With several, and no ``MLSYS_LAB_METRICS_DIR`` in ``env`` or this
+        process's environment, their metric files go to a temporary folder removed by :meth:`stop`
+        (not ``./runs/metrics`` under whatever folder the caller runs in).
     wait_path
         Polled until the server answers it (bounded by ``start_timeout``). ``/health`` answers as
         soon as the process serves; ``/ready`` also needs the model and the decision log, and a 503
@@ -95,6 +99,10 @@ class ServerProcess:
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.output_path = output
         self.killed = False  # set when stop() or kill() had to SIGKILL it
+        self._metrics_dir: tempfile.TemporaryDirectory[str] | None = None
+        if workers > 1 and METRICS_DIR_ENV not in env and METRICS_DIR_ENV not in os.environ:
+            self._metrics_dir = tempfile.TemporaryDirectory(prefix="mlsys-lab-metrics-")
+            env = {**env, METRICS_DIR_ENV: self._metrics_dir.name}
         self._output: IO[bytes] = output.open("w+b") if output is not None else tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             _serve_command(self.port, workers),
@@ -162,6 +170,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._output.close()
+        if self._metrics_dir is not None:
+            self._metrics_dir.cleanup()
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -49,7 +50,7 @@ from threadpoolctl import threadpool_limits
 from mlsys_lab.deployment.api import STAGE_TIMES_KEY, create_router
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.deps import Service, load_model_for
-from mlsys_lab.deployment.metrics import MetricsMiddleware, ServiceMetrics, metrics_router
+from mlsys_lab.deployment.metrics import MetricsMiddleware, ServiceMetrics, metrics_router, multiprocess_dir_from_env
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.settings import ServiceSettings
 from mlsys_lab.deployment.state import ServingState, StageTimes
@@ -314,15 +315,20 @@ class ServerTiming:
         await self.app(scope, receive, send_with_timing)
 
 
-def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> FastAPI:
+def create_app(
+    settings: ServiceSettings | None = None, *, workers: int = 1, metrics_multiprocess_dir: Path | None = None
+) -> FastAPI:
     """The scoring app for ``settings`` (from the environment when None); loads nothing until it starts.
 
     ``workers`` is how many processes share the traffic: with more than one, and no
     ``model_refresh_seconds`` set, each follows the alias every ``MULTI_WORKER_REFRESH_SECONDS``.
+    ``metrics_multiprocess_dir`` is prometheus-client's multiprocess folder when this process is one
+    of several workers (the factories below read it), so that ``/metrics`` merges all of them.
     """
     settings = settings or ServiceSettings.from_env()
     refresh = settings.refresh_seconds(workers)
-    metrics = ServiceMetrics()  # this app's own registry: apps in one process never share counts
+    # This app's own registry: apps in one process never share counts (unless several workers merge theirs).
+    metrics = ServiceMetrics(metrics_multiprocess_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -336,6 +342,7 @@ def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> 
         finally:
             if follower is not None:
                 follower.cancel()
+            metrics.close()  # this worker's live gauges leave the merged scrape
             if service.serving is not None:
                 service.serving.log.close()
             limits.restore_original_limits()
@@ -351,23 +358,31 @@ def create_app(settings: ServiceSettings | None = None, *, workers: int = 1) -> 
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # its total includes reading the body
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 413s and 500s are counted too
+    if settings.metrics:  # off only to measure what counting costs (benchmarks/bench_metrics.py)
+        app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 413s and 500s are counted too
     app.state.metrics = metrics
-    app.include_router(create_router(settings, metrics))
-    app.include_router(metrics_router(metrics))
+    app.include_router(create_router(settings, metrics if settings.metrics else None))
+    if settings.metrics:
+        app.include_router(metrics_router(metrics))
     return app
 
 
 def create_app_from_env() -> FastAPI:
-    """App factory for ``uvicorn --factory`` and ``mlsys-lab serve``: settings from ``MLSYS_LAB_*``."""
-    return create_app(ServiceSettings.from_env())
+    """App factory for ``uvicorn --factory`` and ``mlsys-lab serve``: settings from ``MLSYS_LAB_*``.
+
+    Also reads ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own switch), so that
+    ``uvicorn --factory --workers N`` from a shell that set it gets merged metrics too.
+    """
+    return create_app(ServiceSettings.from_env(), metrics_multiprocess_dir=multiprocess_dir_from_env())
 
 
 def create_worker_app_from_env() -> FastAPI:
     """The factory of ``mlsys-lab serve --workers N`` (N > 1): each worker also follows the alias.
 
     The CLI says "several workers" by choosing this factory, not through the environment; the
-    settings themselves are read here, in the worker process.
+    settings themselves are read here, in the worker process. The metrics folder is the exception:
+    prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is imported, so the CLI sets it
+    for the workers (see :func:`mlsys_lab.deployment.metrics.multiprocess_folder`).
     """
     settings = ServiceSettings.from_env()
-    return create_app(settings, workers=max(2, settings.workers))
+    return create_app(settings, workers=max(2, settings.workers), metrics_multiprocess_dir=multiprocess_dir_from_env())

@@ -25,6 +25,10 @@ variable                                 meaning                                
 ``MLSYS_LAB_MODEL_REFRESH_SECONDS``      follow the alias every N s (0: admin only)      unset: 0 with one worker,
                                                                                         5 with several
 ``MLSYS_LAB_BLAS_THREADS``               OpenMP/BLAS threads while scoring               ``1``
+``MLSYS_LAB_METRICS``                    ``GET /metrics`` and the request counting       ``true``
+                                         (``false``: neither, to measure their cost)
+``MLSYS_LAB_METRICS_DIR``                where ``serve --workers N`` keeps the workers'  ``./runs/metrics``
+                                         metric files (``serve-<pid>``, fresh each start)
 =======================================  =============================================  =========================
 """
 
@@ -89,6 +93,16 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65_535)
     workers: int = Field(default=1, ge=1, le=64)
     blas_threads: int = Field(default=1, ge=1, description="OpenMP/BLAS threads for scoring (one row: one thread).")
+    metrics: bool = Field(
+        default=True,
+        description="Serve GET /metrics and count every request; False drops the middleware and the route "
+        "(what the overhead benchmark compares against).",
+    )
+    metrics_dir: Path = Field(
+        default=Path("runs/metrics"),
+        description="Parent of the fresh folder (serve-<pid>) where the workers of mlsys-lab serve --workers N "
+        "write their metrics for one scrape to merge; removed when the server stops.",
+    )
     model_refresh_seconds: float | None = Field(
         default=None,
         ge=0.0,

@@ -3,13 +3,20 @@
 What each test catches if it breaks: a global registry (two apps in one process share counts, or
 the second app fails to start on a duplicate metric name); a route label taken from the raw path
 (a client mints one time series per URL); a retry counted as a second decision; a 422 or a refused
-log write that nobody counts; ``app.mount`` instead of a route (a 307 and an empty body).
+log write that nobody counts; ``app.mount`` instead of a route (a 307 and an empty body); with
+``--workers 2``, a scrape that answers from one worker's memory (about half the requests, as before
+multiprocess mode: checked, it fails), a worker killed with ``kill -9`` that stays in the scrape as
+if alive, or its counts lost; metric files of a previous run counted again.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,11 +26,18 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlsys_lab.deployment.deps import get_model, get_serving
-from mlsys_lab.deployment.metrics import SLO_SECONDS
+from mlsys_lab.deployment.metrics import MULTIPROC_ENV, SLO_SECONDS, ServiceMetrics, multiprocess_folder
+from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.deployment.service import create_app
+from mlsys_lab.training import Tracker, TrackingSettings, train
 
+from .conftest import registrable_configs
 from .test_service_contract import fake_model, settings_for, v1_body
+from .test_service_live import body
+
+#: Two workers each import the CLI, MLflow and the model: a minute or more on a busy 2-core machine.
+START_TIMEOUT = 240.0
 
 
 def scrape(client: TestClient | httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -138,3 +152,135 @@ def test_a_real_uvicorn_server_serves_metrics_from_a_route_not_a_redirect(tmp_pa
     assert value(samples, "mlsys_lab_http_requests_total", route="/v1/score", method="POST", status="503") == 1
     assert value(samples, "mlsys_lab_model_loaded") == 0
     assert any(name == "mlsys_lab_worker_info" for name, _ in samples)
+
+
+def test_metrics_off_serves_no_route_and_the_service_still_scores(tmp_path):
+    app = create_app(settings_for(tmp_path, metrics=False))
+    app.dependency_overrides[get_model] = fake_model
+    with TestClient(app) as client:
+        assert client.post("/v1/score", json=v1_body()).status_code == 200
+        assert client.get("/metrics").status_code == 404, "MLSYS_LAB_METRICS=false must drop the route"
+    assert b"mlsys_lab_http_requests_total{" not in app.state.metrics.exposition(), "the middleware still counted"
+
+
+def test_multiprocess_metrics_refuse_a_prometheus_client_imported_before_the_folder_was_set(tmp_path):
+    # This pytest process imported prometheus-client without PROMETHEUS_MULTIPROC_DIR: its values
+    # are in memory, and a worker built like this would merge nothing from the others.
+    with pytest.raises(RuntimeError, match=MULTIPROC_ENV):
+        ServiceMetrics(multiprocess_dir=tmp_path)
+
+
+def test_the_multiprocess_folder_is_fresh_for_several_workers_wiped_when_given_and_unset_for_one(tmp_path):
+    environ: dict[str, str] = {}
+    with multiprocess_folder(1, tmp_path / "metrics", environ) as folder:
+        assert folder is None and environ == {}, "one worker keeps its in-memory registry"
+    with multiprocess_folder(2, tmp_path / "metrics", environ) as folder:
+        assert folder is not None and folder.parent == (tmp_path / "metrics").resolve()
+        assert environ == {MULTIPROC_ENV: str(folder)} and not any(folder.iterdir()), "not fresh"
+        (folder / "counter_123.db").write_bytes(b"written by a worker")
+    assert not folder.exists() and environ == {}, "the folder outlived the server, or the variable stayed set"
+    # A folder the shell chose: a previous run's files are wiped before the workers start, and
+    # nothing else in it is touched.
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "counter_999.db").write_bytes(b"a previous run's 1,000 requests")
+    (chosen / "notes.txt").write_text("mine")
+    environ = {MULTIPROC_ENV: str(chosen)}
+    with multiprocess_folder(2, tmp_path / "metrics", environ) as folder:
+        assert folder == chosen and sorted(p.name for p in chosen.iterdir()) == ["notes.txt"]
+    assert chosen.exists() and environ == {MULTIPROC_ENV: str(chosen)}
+
+
+@pytest.fixture(scope="module")
+def one_model_store(tmp_path_factory: pytest.TempPathFactory, registrable_frame) -> TrackingSettings:
+    tracking = TrackingSettings(root=tmp_path_factory.mktemp("metrics-registry"), experiment="metrics")
+    registry = Registry(tracking)
+    info = registry.register(train(registrable_configs(1)[0], registrable_frame, tracker=Tracker(tracking)))
+    registry.promote(info.version, who="tests", why="metrics across workers")
+    registry.close()
+    return tracking
+
+
+def scrape_until(url: str, done: Callable[[dict], bool], timeout: float = 30.0) -> dict:
+    """Scrape on a new connection (any worker may answer) until ``done`` holds or ``timeout`` s pass; the last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+            samples = scrape(http)
+        if done(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
+
+
+def score_route_200(samples: dict) -> float:
+    return value(samples, "mlsys_lab_http_requests_total", route="/v1/score", method="POST", status="200")
+
+
+def live_workers(samples: dict) -> set[str]:
+    """The pids the scrape shows serving (a worker still starting shows 0 until its model is loaded)."""
+    return {dict(labels)["pid"] for (name, labels), v in samples.items() if name == "mlsys_lab_worker_info" and v == 1}
+
+
+def process_state(pid: str) -> str:
+    status = Path(f"/proc/{pid}/status")
+    return (
+        next((line for line in status.read_text().splitlines() if line.startswith("State")), "?")
+        if status.exists()
+        else "gone"
+    )
+
+
+@pytest.mark.slow
+def test_two_workers_every_scrape_counts_every_request_and_a_killed_worker_leaves_the_live_gauges(
+    one_model_store, tmp_path
+):
+    metrics_root = tmp_path / "metrics"
+    env = {
+        "MLSYS_LAB_TRACKING_DIR": str(one_model_store.root),
+        "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{tmp_path / 'decisions.db'}",
+        "MLSYS_LAB_METRICS_DIR": str(metrics_root),
+    }
+    n = 200
+    output = tmp_path / "serve.log"
+    with run_server(env, output=output, workers=2, wait_path="/ready", start_timeout=START_TIMEOUT) as server:
+        (folder,) = metrics_root.iterdir()  # serve-<pid of mlsys-lab serve>, the one fresh folder
+        assert folder.name == f"serve-{server.process.pid}", folder
+
+        def send(k: int) -> int:
+            # A connection per request, from 4 threads: the kernel spreads them over both workers
+            # (a keep-alive client would stay on one worker and prove nothing).
+            return httpx.post(f"{server.url}/v1/score", json=body(5_000 + k, k % 37, minute=k), timeout=30).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(send, range(n)))
+        assert statuses == [200] * n, f"not every request was scored: {sorted(set(statuses))}"
+
+        # A worker counts a request just after its last byte is sent, so the client can see every
+        # answer a moment before the last count lands: wait (bounded) for one scrape to see them all.
+        first = scrape_until(server.url, lambda samples: score_route_200(samples) >= n)
+        assert score_route_200(first) == n, f"no scrape counted all {n} scored requests within 30 s: {first}"
+        scrapes = [scrape_until(server.url, lambda samples: True) for _ in range(6)]
+        counted = [score_route_200(s) for s in scrapes]
+        assert counted == [n] * 6, f"each scrape must count all {n} scored requests of both workers, got {counted}"
+        for samples in scrapes:
+            decisions = sum(v for (name, _), v in samples.items() if name == "mlsys_lab_decisions_total")
+            assert decisions == n and value(samples, "mlsys_lab_score_count") == n, "decisions or scores missing"
+            latency = value(samples, "mlsys_lab_http_request_duration_seconds_count", route="/v1/score")
+            assert latency == n, f"the latency histogram must merge both workers: {latency}"
+        workers = live_workers(scrapes[-1])
+        assert len(workers) == 2, f"the scrape must show both live workers (liveall gauges), got {workers}"
+        served = {dict(labels)["pid"]: v for (name, labels), v in scrapes[-1].items() if name == "mlsys_lab_model_info"}
+        assert served == dict.fromkeys(workers, 1.0), f"each worker reports the version it serves: {served}"
+
+        # kill -9 one worker: uvicorn starts another; its counts stay, its live gauges go.
+        dead = sorted(workers)[0]
+        os.kill(int(dead), signal.SIGKILL)
+        samples = scrape_until(server.url, lambda samples: dead not in live_workers(samples), timeout=60)
+        assert dead not in live_workers(samples), (
+            f"worker {dead} was killed (process: {process_state(dead)}) but the scrape still shows it alive"
+        )
+        assert score_route_200(samples) == n, "the killed worker's counts must stay in the totals"
+        assert any(folder.glob("*.db")), "the workers write their values to the fresh folder"
+    # Not checked here that the folder goes at the end: the replacement worker may still be starting,
+    # uvicorn's supervisor then waits for it before it stops, and the helper's SIGKILL after 15 s
+    # skips the clean-up (the removal itself is tested above, without a server).
