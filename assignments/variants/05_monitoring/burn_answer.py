@@ -1,6 +1,8 @@
 # ruff: noqa
 # %% correct: asof lookups of the counters at each window's start
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     t = scrapes.index[-1]
     burns = []
     for w in (long_window, short_window):
@@ -14,7 +16,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% correct: numpy searchsorted on the index
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     times = scrapes.index
     requests, bad = scrapes["requests"].to_numpy(float), scrapes["bad"].to_numpy(float)
     budget = 1 - slo
@@ -27,7 +31,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the long window only (keeps paging after the fix)
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     end = scrapes.index[-1]
     older = scrapes[scrapes.index <= end - long_window]
     start = older.iloc[-1] if len(older) else scrapes.iloc[0]
@@ -36,7 +42,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the short window only (pages on every blip)
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     end = scrapes.index[-1]
     older = scrapes[scrapes.index <= end - short_window]
     start = older.iloc[-1] if len(older) else scrapes.iloc[0]
@@ -45,7 +53,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the cumulative totals since the first scrape, not the increase over each window
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     last = scrapes.iloc[-1]
     if last["requests"] == 0:
         return False
@@ -53,7 +63,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the bad share compared with the burn rate, without dividing by the error budget
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     end = scrapes.index[-1]
     for w in (long_window, short_window):
         older = scrapes[scrapes.index <= end - w]
@@ -65,7 +77,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the error budget hard-coded at 1% (right only for a 99% SLO)
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     end = scrapes.index[-1]
     for w in (long_window, short_window):
         older = scrapes[scrapes.index <= end - w]
@@ -77,7 +91,9 @@ def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelt
 
 
 # %% wrong: the counters summed over the window's scrapes as if they were per-scrape counts
-def burn_rate_firing(scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float) -> bool:
+def burn_rate_firing(
+    scrapes: pd.DataFrame, slo: float, long_window: pd.Timedelta, short_window: pd.Timedelta, burn_rate: float
+) -> bool:
     end = scrapes.index[-1]
     for w in (long_window, short_window):
         inside = scrapes[scrapes.index > end - w]

@@ -15,7 +15,9 @@ def diagnose(drift: pd.DataFrame, recall: pd.DataFrame) -> str:
 # %% correct: scores for each cause, the strongest wins
 def diagnose(drift: pd.DataFrame, recall: pd.DataFrame) -> str:
     ratio = drift["median_ratio"].replace([np.inf, -np.inf], np.nan).abs()
-    bug = int(((drift["zero_share"] > 0.98) & (drift["reference_zero_share"] < 0.3)).any()) + int((np.log10(ratio) > 1.5).any())
+    bug = int(((drift["zero_share"] > 0.98) & (drift["reference_zero_share"] < 0.3)).any()) + int(
+        (np.log10(ratio) > 1.5).any()
+    )
     concept = int(recall["alarm"].sum() >= 4)
     data = int(drift["alarm"].groupby(level="day").sum().gt(0).sum() >= 2)
     if bug:

@@ -78,7 +78,9 @@ def known_performance(window: pd.DataFrame, y_proba, threshold: float, as_of_day
     alerted = scores >= threshold
     labelled_alerts = alerted & known
     return {
-        "precision": float((fraud & labelled_alerts).sum() / labelled_alerts.sum()) if labelled_alerts.any() else math.nan,
+        "precision": float((fraud & labelled_alerts).sum() / labelled_alerts.sum())
+        if labelled_alerts.any()
+        else math.nan,
         "recall": float(alerted[known & fraud].mean()) if (known & fraud).any() else math.nan,
         "label_coverage": float(known.mean()),
     }
