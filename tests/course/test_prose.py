@@ -33,6 +33,9 @@ DEFINITIONS: dict[str, set[str]] = {
     # utilisation, and the model answer's load-test plan, which states its own mix (90/10), headroom
     # (30%), tolerance (5%) and stop conditions (1% errors, 80% disk): all definitions, none measured.
     "04_load_and_latency": {"99%", "0.1%", "2%", "0.5", "50.4", "80%", "90%", "10%", "30%", "5%", "1%"},
+    # The SRE workbook's page rule (burn rate 14.4: 2% of a 30-day budget in an hour) and the example
+    # SLO of 99% good requests with its 1% error budget: definitions, none measured.
+    "05_monitoring": {"14.4", "2%", "99%", "1%"},
 }
 
 _CODE = re.compile(r"```.*?```|`[^`\n]*`|\$[^$\n]*\$", flags=re.DOTALL)
