@@ -72,7 +72,9 @@ def _detected_at_s(evidence: Evidence) -> float:
 
 def _action_items(postmortem: Mapping[str, Any], drill: str, system: Mapping[str, Any] | None) -> Verdict:
     items = postmortem.get("action_items") or []
-    linked = [item.get("test") for item in items if isinstance(item, Mapping) and callable(item.get("test"))]
+    linked: list[ml_test_score.LearnerTest] = [
+        item["test"] for item in items if isinstance(item, Mapping) and callable(item.get("test"))
+    ]
     if not linked:
         return Verdict("action_items", False, "action_items: no action item links a test (a callable under 'test')")
     wanted = DRILL_FAULT_ITEMS.get(drill, ())
@@ -143,7 +145,9 @@ def score_postmortem(
     else:
         ok = cause == key.root_cause
         verdicts.append(
-            Verdict("root_cause", ok, f"root_cause: {cause}" + (" is right" if ok else " is not what the evidence shows"))
+            Verdict(
+                "root_cause", ok, f"root_cause: {cause}" + (" is right" if ok else " is not what the evidence shows")
+            )
         )
     impact = postmortem.get("impact") or {}
     for name, value in key.impact.items():

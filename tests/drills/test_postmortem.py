@@ -1,4 +1,4 @@
-"""A postmortem's checkable parts are scored against the drill's evidence; a linked test must catch the drill's fault."""
+"""A postmortem's checkable parts are scored against the evidence; a linked test must catch the drill's fault."""
 
 from __future__ import annotations
 
