@@ -28,7 +28,8 @@ DIAGNOSES = {
         detected_s=float(drift.alerts.fired_at_s.iloc[0]),
         root_cause="client_unit_change",
         impact={"requests_failed": 0, "decisions_lost": 0, "good_customers_blocked": 0, "error_budget_burnt": 0.0}
-        if (drift.requests.status == 200).all() else incident_impact(drift.requests, drift.decisions),
+        if (drift.requests.status == 200).all()
+        else incident_impact(drift.requests, drift.decisions),
     ),
 }
 
@@ -36,33 +37,57 @@ DIAGNOSES = {
 # %% wrong: the skew blamed on concept drift
 crash_window = outage_window(crash.requests)
 DIAGNOSES = {
-    "api_crash": Diagnosis(start_s=crash_window["first_failure_s"], detected_s=float(crash.alerts.fired_at_s.min()),
-                           root_cause="process_crash", impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
-                           recovery_s=crash_window["recovery_s"]),
-    "skew": Diagnosis(start_s=skew_onset_s(drift.requests, drift.decisions), detected_s=float(drift.alerts.fired_at_s.min()),
-                      root_cause="concept_drift", impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0}),
+    "api_crash": Diagnosis(
+        start_s=crash_window["first_failure_s"],
+        detected_s=float(crash.alerts.fired_at_s.min()),
+        root_cause="process_crash",
+        impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+        recovery_s=crash_window["recovery_s"],
+    ),
+    "skew": Diagnosis(
+        start_s=skew_onset_s(drift.requests, drift.decisions),
+        detected_s=float(drift.alerts.fired_at_s.min()),
+        root_cause="concept_drift",
+        impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0},
+    ),
 }
 
 
 # %% wrong: the skew started when it was detected
 crash_window = outage_window(crash.requests)
 DIAGNOSES = {
-    "api_crash": Diagnosis(start_s=crash_window["first_failure_s"], detected_s=float(crash.alerts.fired_at_s.min()),
-                           root_cause="process_crash", impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
-                           recovery_s=crash_window["recovery_s"]),
-    "skew": Diagnosis(start_s=float(drift.alerts.fired_at_s.min()), detected_s=float(drift.alerts.fired_at_s.min()),
-                      root_cause="client_unit_change", impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0}),
+    "api_crash": Diagnosis(
+        start_s=crash_window["first_failure_s"],
+        detected_s=float(crash.alerts.fired_at_s.min()),
+        root_cause="process_crash",
+        impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+        recovery_s=crash_window["recovery_s"],
+    ),
+    "skew": Diagnosis(
+        start_s=float(drift.alerts.fired_at_s.min()),
+        detected_s=float(drift.alerts.fired_at_s.min()),
+        root_cause="client_unit_change",
+        impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0},
+    ),
 }
 
 
 # %% wrong: the crash's recovery measured from the start of the traffic
 crash_window = outage_window(crash.requests)
 DIAGNOSES = {
-    "api_crash": Diagnosis(start_s=crash_window["first_failure_s"], detected_s=float(crash.alerts.fired_at_s.min()),
-                           root_cause="process_crash", impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
-                           recovery_s=crash_window["recovered_s"]),
-    "skew": Diagnosis(start_s=skew_onset_s(drift.requests, drift.decisions), detected_s=float(drift.alerts.fired_at_s.min()),
-                      root_cause="client_unit_change", impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0}),
+    "api_crash": Diagnosis(
+        start_s=crash_window["first_failure_s"],
+        detected_s=float(crash.alerts.fired_at_s.min()),
+        root_cause="process_crash",
+        impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+        recovery_s=crash_window["recovered_s"],
+    ),
+    "skew": Diagnosis(
+        start_s=skew_onset_s(drift.requests, drift.decisions),
+        detected_s=float(drift.alerts.fired_at_s.min()),
+        root_cause="client_unit_change",
+        impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0},
+    ),
 }
 
 
@@ -71,20 +96,36 @@ import time
 
 crash_window = outage_window(crash.requests)
 DIAGNOSES = {
-    "api_crash": Diagnosis(start_s=crash_window["first_failure_s"], detected_s=time.time() - crash.started_utc.timestamp(),
-                           root_cause="process_crash", impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
-                           recovery_s=crash_window["recovery_s"]),
-    "skew": Diagnosis(start_s=skew_onset_s(drift.requests, drift.decisions), detected_s=float(drift.alerts.fired_at_s.min()),
-                      root_cause="client_unit_change", impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0}),
+    "api_crash": Diagnosis(
+        start_s=crash_window["first_failure_s"],
+        detected_s=time.time() - crash.started_utc.timestamp(),
+        root_cause="process_crash",
+        impact={**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+        recovery_s=crash_window["recovery_s"],
+    ),
+    "skew": Diagnosis(
+        start_s=skew_onset_s(drift.requests, drift.decisions),
+        detected_s=float(drift.alerts.fired_at_s.min()),
+        root_cause="client_unit_change",
+        impact={**incident_impact(drift.requests, drift.decisions), "good_customers_blocked": 0},
+    ),
 }
 
 
 # %% wrong: the impact without the good customers blocked
 crash_window = outage_window(crash.requests)
 DIAGNOSES = {
-    "api_crash": Diagnosis(start_s=crash_window["first_failure_s"], detected_s=float(crash.alerts.fired_at_s.min()),
-                           root_cause="process_crash", impact=incident_impact(crash.requests, crash.decisions),
-                           recovery_s=crash_window["recovery_s"]),
-    "skew": Diagnosis(start_s=skew_onset_s(drift.requests, drift.decisions), detected_s=float(drift.alerts.fired_at_s.min()),
-                      root_cause="client_unit_change", impact=incident_impact(drift.requests, drift.decisions)),
+    "api_crash": Diagnosis(
+        start_s=crash_window["first_failure_s"],
+        detected_s=float(crash.alerts.fired_at_s.min()),
+        root_cause="process_crash",
+        impact=incident_impact(crash.requests, crash.decisions),
+        recovery_s=crash_window["recovery_s"],
+    ),
+    "skew": Diagnosis(
+        start_s=skew_onset_s(drift.requests, drift.decisions),
+        detected_s=float(drift.alerts.fired_at_s.min()),
+        root_cause="client_unit_change",
+        impact=incident_impact(drift.requests, drift.decisions),
+    ),
 }

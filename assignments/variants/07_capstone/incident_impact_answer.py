@@ -44,7 +44,11 @@ def incident_impact(requests: pd.DataFrame, decisions: pd.DataFrame, slo: float 
 def incident_impact(requests: pd.DataFrame, decisions: pd.DataFrame, slo: float = 0.99) -> dict:
     failed = int((requests["status"] != 200).sum())
     budget = (1 - slo) * len(requests)
-    return {"requests_failed": failed, "decisions_lost": failed, "error_budget_burnt": failed / budget if budget else 0.0}
+    return {
+        "requests_failed": failed,
+        "decisions_lost": failed,
+        "error_budget_burnt": failed / budget if budget else 0.0,
+    }
 
 
 # %% wrong: the budget burnt is the error ratio (slo forgotten)
@@ -52,7 +56,11 @@ def incident_impact(requests: pd.DataFrame, decisions: pd.DataFrame, slo: float 
     ok = requests["status"] == 200
     failed = int((~ok).sum())
     lost = len(set(requests.loc[ok, "request_id"]) - set(decisions["request_id"]))
-    return {"requests_failed": failed, "decisions_lost": lost, "error_budget_burnt": failed / len(requests) if len(requests) else 0.0}
+    return {
+        "requests_failed": failed,
+        "decisions_lost": lost,
+        "error_budget_burnt": failed / len(requests) if len(requests) else 0.0,
+    }
 
 
 # %% wrong: the budget as slo x requests

@@ -3,7 +3,9 @@
 def test_MON3_amounts_agree_across_schemas(system):
     base = {"transaction_id": 7, "customer_id": 3, "terminal_id": 4}
     v1 = system["parse_v1"]({**base, "tx_datetime": "2018-05-02T09:00:00", "tx_amount": 250.0})
-    v2 = system["parse_v2"]({**base, "tx_datetime": "2018-05-02T09:00:00+02:00", "amount_minor": 25_000, "currency": "EUR"})
+    v2 = system["parse_v2"](
+        {**base, "tx_datetime": "2018-05-02T09:00:00+02:00", "amount_minor": 25_000, "currency": "EUR"}
+    )
     assert abs(v1.tx_amount - v2.tx_amount) < 1e-9
 
 
@@ -27,8 +29,14 @@ MY_TESTS = [same_seed_same_scores, model_is_fresh]
 # %% wrong: a test that cannot fail
 @ml_test("MON3")
 def v2_parses(system):
-    body = {"transaction_id": 1, "customer_id": 1, "terminal_id": 1, "tx_datetime": "2018-05-01T10:00:00+02:00",
-            "amount_minor": 1999, "currency": "EUR"}
+    body = {
+        "transaction_id": 1,
+        "customer_id": 1,
+        "terminal_id": 1,
+        "tx_datetime": "2018-05-01T10:00:00+02:00",
+        "amount_minor": 1999,
+        "currency": "EUR",
+    }
     assert system["parse_v2"](body) is not None
 
 
@@ -59,7 +67,13 @@ MY_TESTS = [amounts_in_cents]
 # %% wrong: tagged with an item its check does not test
 @ml_test("MON5")
 def v1_amount_kept(system):
-    v1 = {"transaction_id": 1, "customer_id": 1, "terminal_id": 1, "tx_datetime": "2018-05-01T10:00:00", "tx_amount": 19.99}
+    v1 = {
+        "transaction_id": 1,
+        "customer_id": 1,
+        "terminal_id": 1,
+        "tx_datetime": "2018-05-01T10:00:00",
+        "tx_amount": 19.99,
+    }
     assert system["parse_v1"](v1).tx_amount == 19.99
 
 

@@ -22,7 +22,9 @@ def outage_window(requests: pd.DataFrame, after_s: float = 0.0) -> dict:
             last_sent = row.sent_s if last_sent is None else max(last_sent, row.sent_s)
     if first is None:
         return {"first_failure_s": math.nan, "recovered_s": math.nan, "recovery_s": 0.0}
-    recovered = min((row.sent_s for row in requests.itertuples() if row.status == 200 and row.sent_s > last_sent), default=math.nan)
+    recovered = min(
+        (row.sent_s for row in requests.itertuples() if row.status == 200 and row.sent_s > last_sent), default=math.nan
+    )
     return {"first_failure_s": first, "recovered_s": recovered, "recovery_s": recovered - first}
 
 

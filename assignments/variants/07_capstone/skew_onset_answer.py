@@ -8,7 +8,9 @@ def skew_onset_s(requests: pd.DataFrame, decisions: pd.DataFrame) -> float:
 # %% correct: a dict from transaction to time
 def skew_onset_s(requests: pd.DataFrame, decisions: pd.DataFrame) -> float:
     when = dict(zip(requests["transaction_id"], requests["intended_s"]))
-    times = [when[t] for t, v in zip(decisions["transaction_id"], decisions["schema_version"]) if v == "v2" and t in when]
+    times = [
+        when[t] for t, v in zip(decisions["transaction_id"], decisions["schema_version"]) if v == "v2" and t in when
+    ]
     return min(times) if times else math.nan
 
 
