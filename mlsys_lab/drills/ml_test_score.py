@@ -51,7 +51,9 @@ __all__ = [
     "Item",
     "ItemScore",
     "MLTestScore",
+    "catches",
     "grade",
+    "items_of",
     "ml_test",
     "reference_system",
 ]
@@ -141,6 +143,11 @@ def _items_of(test: LearnerTest) -> tuple[str, ...]:
         return tuple(tagged)
     match = _NAMED.match(getattr(test, "__name__", ""))
     return (f"{match.group(1).upper()}{match.group(2)}",) if match else ()
+
+
+def items_of(test: LearnerTest) -> tuple[str, ...]:
+    """The rubric items a test is tagged with (:func:`ml_test`, or its name ``test_<ID>_...``); empty if none."""
+    return _items_of(test)
 
 
 # -- the course's system, its faults and the grader's probes ----------------------------------------------------
@@ -359,6 +366,23 @@ def _passes(test: LearnerTest, system: System) -> tuple[bool, str]:
     except BaseException as exc:
         return False, f"{type(exc).__name__}: {exc}"[:200]
     return True, ""
+
+
+def catches(test: LearnerTest, system: System, item_id: str) -> tuple[bool, str]:
+    """Whether ``test`` passes on ``system`` and fails under the grader's fault for ``item_id``; and why not.
+
+    What earns an item its full point, for one test: a postmortem's action item is checked the same way.
+    """
+    if item_id not in FAULTS:
+        return False, f"the grader has no fault for {item_id} to show the test can fail"
+    name = getattr(test, "__name__", "test")
+    ok, why = _passes(test, system)
+    if not ok:
+        return False, f"{name} fails on the clean system ({why})"
+    still, _ = _passes(test, FAULTS[item_id](system))
+    if still:
+        return False, f"{name} passes even under the injected fault: it cannot catch what {item_id} is about"
+    return True, f"{name} passes on the clean system and fails under the injected fault"
 
 
 def _score_item(item: Item, tests: list[LearnerTest], system: System, evidence: Mapping[str, str]) -> ItemScore:
