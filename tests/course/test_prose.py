@@ -33,6 +33,9 @@ DEFINITIONS: dict[str, set[str]] = {
     # utilisation, and the model answer's load-test plan, which states its own mix (90/10), headroom
     # (30%), tolerance (5%) and stop conditions (1% errors, 80% disk): all definitions, none measured.
     "04_load_and_latency": {"99%", "0.1%", "2%", "0.5", "50.4", "80%", "90%", "10%", "30%", "5%", "1%"},
+    # The rollout plan's target (100% of the traffic) and the model answer's own ladder (1/5/25/50/100%) and
+    # stop conditions (PSI 0.25, overlap 0.5, alert ratio 0.5-2, 0.1% errors, sample-ratio p 0.001): definitions.
+    "06_maintenance": {"100%", "1%", "5%", "25%", "50%", "0.25", "0.5", "0.1%", "0.001"},
 }
 
 _CODE = re.compile(r"```.*?```|`[^`\n]*`|\$[^$\n]*\$", flags=re.DOTALL)

@@ -9,7 +9,12 @@ def paired_gate(checked, *, margin=0.01, min_days=14, confidence=0.95, n_resampl
     means = [rng.choice(gains, size=len(gains), replace=True).mean() for _ in range(n_resamples)]
     ci_low = float(np.percentile(means, 100 * (1 - confidence) / 2))
     days = len(gains)
-    return {"days": days, "gain": float(np.mean(gains)), "ci_low": ci_low, "promote": days >= min_days and ci_low > margin}
+    return {
+        "days": days,
+        "gain": float(np.mean(gains)),
+        "ci_low": ci_low,
+        "promote": days >= min_days and ci_low > margin,
+    }
 
 
 # %% correct: per-model series aligned by day, the legacy RandomState
@@ -22,8 +27,12 @@ def paired_gate(checked, *, margin=0.01, min_days=14, confidence=0.95, n_resampl
     rng = np.random.RandomState(random_state)
     picks = rng.randint(0, len(gains), size=(n_resamples, len(gains)))
     ci_low = float(np.quantile(gains[picks].mean(axis=1), (1 - confidence) / 2))
-    return {"days": int(len(gains)), "gain": float(gains.mean()), "ci_low": ci_low,
-            "promote": bool(len(gains) >= min_days and ci_low > margin)}
+    return {
+        "days": int(len(gains)),
+        "gain": float(gains.mean()),
+        "ci_low": ci_low,
+        "promote": bool(len(gains) >= min_days and ci_low > margin),
+    }
 
 
 # %% wrong: resamples the checked cards instead of the days
@@ -37,7 +46,12 @@ def paired_gate(checked, *, margin=0.01, min_days=14, confidence=0.95, n_resampl
     rng = np.random.default_rng(random_state)
     means = [rng.choice(a, len(a)).mean() - rng.choice(b, len(b)).mean() for _ in range(n_resamples)]
     ci_low = float(np.quantile(means, (1 - confidence) / 2))
-    return {"days": len(gains), "gain": float(gains.mean()), "ci_low": ci_low, "promote": bool(len(gains) >= min_days and ci_low > margin)}
+    return {
+        "days": len(gains),
+        "gain": float(gains.mean()),
+        "ci_low": ci_low,
+        "promote": bool(len(gains) >= min_days and ci_low > margin),
+    }
 
 
 # %% wrong: no margin, only a lower bound above zero
@@ -49,7 +63,12 @@ def paired_gate(checked, *, margin=0.01, min_days=14, confidence=0.95, n_resampl
     rng = np.random.default_rng(random_state)
     means = gains[rng.integers(0, len(gains), size=(n_resamples, len(gains)))].mean(axis=1)
     ci_low = float(np.quantile(means, (1 - confidence) / 2))
-    return {"days": len(gains), "gain": float(gains.mean()), "ci_low": ci_low, "promote": bool(len(gains) >= min_days and ci_low > 0)}
+    return {
+        "days": len(gains),
+        "gain": float(gains.mean()),
+        "ci_low": ci_low,
+        "promote": bool(len(gains) >= min_days and ci_low > 0),
+    }
 
 
 # %% wrong: one week is enough (no minimum number of days)
@@ -73,7 +92,12 @@ def paired_gate(checked, *, margin=0.01, min_days=14, confidence=0.95, n_resampl
     means = [rng.choice(chall, len(chall)).mean() - rng.choice(champ, len(champ)).mean() for _ in range(n_resamples)]
     ci_low = float(np.quantile(means, (1 - confidence) / 2))
     days = min(len(champ), len(chall))
-    return {"days": days, "gain": float(chall.mean() - champ.mean()), "ci_low": ci_low, "promote": bool(days >= min_days and ci_low > margin)}
+    return {
+        "days": days,
+        "gain": float(chall.mean() - champ.mean()),
+        "ci_low": ci_low,
+        "promote": bool(days >= min_days and ci_low > margin),
+    }
 
 
 # %% wrong: the mean gain instead of its lower bound

@@ -1,6 +1,8 @@
 # ruff: noqa
 # %% correct: a table of checks
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] < min_transactions:
         return "wait", []
     checks = {
@@ -17,7 +19,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 import math
 
 
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] < min_transactions:
         return ("wait", [])
     failed = []
@@ -33,7 +37,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 
 
 # %% wrong: only an alert rate far above the champion's stops the rollout
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] < min_transactions:
         return "wait", []
     failed = []
@@ -49,7 +55,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 
 
 # %% wrong: the median added latency instead of the p99
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] < min_transactions:
         return "wait", []
     failed = []
@@ -65,7 +73,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 
 
 # %% wrong: too little traffic is judged anyway
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     failed = []
     if report["score_psi"] > max_psi:
         failed.append("score_psi")
@@ -79,7 +89,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 
 
 # %% wrong: strict limits, a report exactly at the limits stops
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] <= min_transactions:
         return "wait", []
     failed = []
@@ -95,7 +107,9 @@ def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0
 
 
 # %% wrong: stops at the first failed check
-def shadow_decision(report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0):
+def shadow_decision(
+    report, *, min_transactions=500, max_psi=0.25, min_overlap=0.5, max_alert_ratio=2.0, max_added_ms=10.0
+):
     if report["transactions"] < min_transactions:
         return "wait", []
     if report["score_psi"] > max_psi:
