@@ -38,6 +38,9 @@ DEFINITIONS: dict[str, set[str]] = {
     "05_monitoring": {"14.4", "2%", "99%", "1%"},
     # The SLO of the capstone's error budget (99% successful requests): a definition, not a measurement.
     "07_capstone": {"99%"},
+    # The rollout plan's target (100% of the traffic) and the model answer's own ladder (1/5/25/50/100%) and
+    # stop conditions (PSI 0.25, overlap 0.5, alert ratio 0.5-2, 0.1% errors, sample-ratio p 0.001): definitions.
+    "06_maintenance": {"100%", "1%", "5%", "25%", "50%", "0.25", "0.5", "0.1%", "0.001"},
 }
 
 _CODE = re.compile(r"```.*?```|`[^`\n]*`|\$[^$\n]*\$", flags=re.DOTALL)
