@@ -133,23 +133,26 @@ def test_demo_serves_the_registered_champion_and_logs_every_acknowledged_decisio
     assert deployment is not None, "the demo chose a model, so it must deploy it"
     registry = Registry(tracking)
     try:
-        champion, moves = registry.get("champion"), registry.history()
+        moves = registry.history()
     finally:
         registry.close()
-    assert champion.version == deployment.version
-    assert champion.run_id == small_report.tradeoff.loc[small_report.selection.chosen, "run_id"]
-    assert moves.iloc[-1]["who"] == "make demo" and moves.iloc[-1]["to_version"] == champion.version
+    assert deployment.run_id == small_report.tradeoff.loc[small_report.selection.chosen, "run_id"]
+    # The demo's own promotion made the chosen model champion; the maintenance loop moves aliases later.
+    promotions = moves[(moves["alias"] == "champion") & (moves["who"] == "make demo")]
+    assert len(promotions) >= 1 and promotions.iloc[0]["to_version"] == deployment.version, moves
     log = DecisionLog(f"sqlite:///{deployment.decision_log}")
     try:
         decisions, labels = log.decisions(), log.labels()
     finally:
         log.close()
-    # Every decision the API acknowledged is in the log, and nothing else is.
-    assert len(decisions) == deployment.logged == deployment.acknowledged > 0
-    assert deployment.unlogged == 0
-    assert set(decisions["model_version"]) == {champion.version}, "only the registered champion may decide"
-    assert deployment.model_versions == (champion.version,)
-    assert len(labels) == deployment.labels_recorded == deployment.labels_sent > 0
+    # Every decision the API acknowledged is in the log, and nothing else is (counted when the replay
+    # ended; the maintenance loop appends its own decisions after these, in id order).
+    assert deployment.logged == deployment.acknowledged > 0 and deployment.unlogged == 0
+    replayed = decisions.iloc[: deployment.logged]
+    assert len(decisions) >= deployment.logged
+    assert set(replayed["model_version"]) == {deployment.version}, "only the registered champion may decide"
+    assert deployment.model_versions == (deployment.version,)
+    assert deployment.labels_recorded == deployment.labels_sent > 0 and len(labels) >= deployment.labels_sent
     assert labels["is_fraud"].all()
     # The service saw the history the day's features reach back to, then the day one request at a time.
     day = small_report.config.n_days - 1
@@ -159,7 +162,7 @@ def test_demo_serves_the_registered_champion_and_logs_every_acknowledged_decisio
     assert 0 <= deployment.day_precision <= 1 and 0 <= deployment.day_recall <= 1
     assert deployment.alert_budget > 0
     text = format_report(small_report)
-    assert "== Deployment" in text and f"version {champion.version}" in text
+    assert "== Deployment" in text and f"version {deployment.version}" in text
 
 
 @pytest.mark.slow  # trains the candidate grid and replays a day through the real service (about 50 s)
