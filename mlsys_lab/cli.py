@@ -351,11 +351,15 @@ def lab(
     work_dir: Annotated[
         Path | None, typer.Option("--work-dir", help="Where students answer; ROOT/work by default.")
     ] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Every notebook runs its short version (smaller data, shorter runs).")
+    ] = False,
 ) -> None:
     """Copy new course files into work/ (never overwriting one) and open JupyterLab there as a student.
 
     Any further arguments go to `jupyter lab` (e.g. `--ServerApp.port=8889`). Works as root and
-    without a display; JupyterLab's terminal has this environment's `mlsys-lab` on PATH.
+    without a display; JupyterLab's terminal has this environment's `mlsys-lab` on PATH. `--fast`
+    is for a slow laptop: the lessons are the same, on less data (graded runs always use it).
     """
     import os
     import subprocess
@@ -372,7 +376,7 @@ def lab(
         typer.echo(f"copied {relative} into {work}/")
     typer.echo(f"Your answers live in {work}/: builds, tests and `git pull` never touch it.")
     sys.stdout.flush()  # before exec replaces this process
-    command = course.lab_command(root, work, ctx.args)
+    command = course.lab_command(root, work, ctx.args, fast=fast)
     if os.name == "posix":
         # Become JupyterLab, so Ctrl-C and a SIGTERM reach the server itself and nothing is orphaned.
         os.chdir(command.cwd)

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pandas is imported lazily: the CLI's validate command does 
 
 logger = logging.getLogger(__name__)
 
+#: Set by ``mlsys-lab lab --fast``: every notebook opened in that JupyterLab runs its short version
+#: (:func:`mlsys_lab.grading.fast_mode` reads it).
+FAST_ENV = "MLSYS_LAB_FAST"
+
 #: An assignment folder name: two digits, an underscore, a lower-case slug (``00_notebook_thinking``).
 ASSIGNMENT_NAME = re.compile(r"^\d{2}_[a-z0-9][a-z0-9_]*$")
 #: Where things live, relative to the repository root.
@@ -635,6 +639,7 @@ def lab_command(
     work_dir: Path | None = None,
     extra_args: Sequence[str] = (),
     environ: dict[str, str] | None = None,
+    fast: bool = False,
 ) -> LabCommand:
     """The command line, environment and folder that start the students' JupyterLab.
 
@@ -655,6 +660,9 @@ def lab_command(
         More ``jupyter lab`` arguments (``--ServerApp.port=8889``); they come last and win.
     environ : dict, optional
         The environment to start from; ``os.environ`` by default.
+    fast : bool, default False
+        Set ``MLSYS_LAB_FAST=1`` for the server and its kernels, so that every notebook runs its
+        short version (:func:`mlsys_lab.grading.fast_mode`).
 
     Returns
     -------
@@ -665,6 +673,8 @@ def lab_command(
     root = Path(root).resolve()
     work = Path(work_dir).resolve() if work_dir is not None else root / WORK_DIR
     env = dict(os.environ if environ is None else environ)
+    if fast:
+        env[FAST_ENV] = "1"
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)])
     if sys.prefix != sys.base_prefix:

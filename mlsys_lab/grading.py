@@ -47,6 +47,7 @@ import importlib
 import inspect
 import io
 import math
+import os
 import sys
 import types
 import warnings
@@ -56,10 +57,41 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from mlsys_lab.course import FAST_ENV
+
 T = TypeVar("T")
 
 #: The words the answer stub, the intro and the failure message all use.
 STUB_TEXT = "Replace this line with your answer."
+
+#: Set in the kernel's environment by nbgrader while it autogrades or validates a notebook.
+GRADED_RUN_ENV = "NBGRADER_EXECUTION"
+
+
+def fast_mode(requested: bool) -> bool:
+    """Whether a notebook runs its short version (``FAST``): asked for, graded, or a ``--fast`` lab.
+
+    nbgrader cannot pass parameters to a notebook, so a graded run (``nbgrader autograde``, the
+    Validate button, ``mlsys-lab validate``) is recognised from ``NBGRADER_EXECUTION`` and runs the
+    short lessons. That is safe because every hidden test computes its expected values from the
+    notebook's own data, never from constants of one length: the answer-variant suite grades every
+    correct and wrong answer in the short version. It makes a class's grading several times cheaper.
+
+    Parameters
+    ----------
+    requested : bool
+        The notebook's ``FAST`` parameter (``True`` when papermill or the learner set it).
+
+    Returns
+    -------
+    bool
+        ``True`` when ``requested``, when nbgrader is grading or validating, or when
+        ``MLSYS_LAB_FAST`` is ``1``/``true`` (``mlsys-lab lab --fast``, for a slow laptop).
+    """
+    if requested or os.environ.get(GRADED_RUN_ENV):
+        return True
+    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes"}
+
 
 
 class GradingError(AssertionError):

@@ -328,13 +328,14 @@ class StudentLab:
 
 
 @contextmanager
-def student_lab(tmp: Path) -> Iterator[StudentLab]:
+def student_lab(tmp: Path, *, fast: bool = False) -> Iterator[StudentLab]:
     """Run ``mlsys-lab lab`` (what ``make lab`` runs) on loopback, as a student's machine would.
 
     Nothing makes it easy for the server: no flag for root, no DISPLAY or BROWSER, and a PATH
     without the project's environment, as in a fresh container shell. Only the port and an empty
     token (no login page; loopback only) are added. ``work/`` is a temporary folder, never the
-    repository's, so a student's real answers are never touched by a test.
+    repository's, so a student's real answers are never touched by a test. ``fast`` starts it as
+    ``mlsys-lab lab --fast`` (every notebook runs its short version).
     """
     port = _free_port()
     env = {
@@ -353,7 +354,7 @@ def student_lab(tmp: Path) -> Iterator[StudentLab]:
     with log.open("w") as log_file:
         server = subprocess.Popen(
             [str(console_script("mlsys-lab")), "lab", "--root", str(REPO_ROOT), "--work-dir", str(work),
-             f"--ServerApp.port={port}", "--IdentityProvider.token="],
+             *(["--fast"] if fast else []), f"--ServerApp.port={port}", "--IdentityProvider.token="],
             env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"

@@ -58,7 +58,10 @@ def lab_and_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with student_lab(tmp_path_factory.mktemp("browser-lab")) as lab, sync_playwright() as playwright:
+    # `mlsys-lab lab --fast`: Run All takes the short lessons, as Validate always does (nbgrader's
+    # graded runs are short, see grading.fast_mode); the lessons' full length runs in bench_course.py.
+    lab_dir = tmp_path_factory.mktemp("browser-lab")
+    with student_lab(lab_dir, fast=True) as lab, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
         try:
             yield lab, browser

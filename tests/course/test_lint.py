@@ -119,6 +119,19 @@ def test_at_most_one_parameters_cell(assignment: str) -> None:
     )
 
 
+def test_graded_runs_take_the_short_version(assignment: str) -> None:
+    # nbgrader cannot pass FAST: without this line a graded run takes the full lesson, several times
+    # the cost for every student of a class (and the variant suite grades the short version only).
+    cells = _read("source", assignment).cells
+    at = next((i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])), None)
+    assert at is not None, f"{assignment} has no cell tagged 'parameters'"
+    following = cells[at + 1].source if at + 1 < len(cells) else ""
+    assert "FAST = grading.fast_mode(FAST)" in following, (
+        f"{assignment}: the cell after the parameters cell must set `FAST = grading.fast_mode(FAST)`, so that "
+        f"autograde, Validate and `mlsys-lab lab --fast` run the short version; it holds:\n{following[:300]}"
+    )
+
+
 @pytest.mark.parametrize("folder", ["source", "notebooks", "solutions"])
 def test_kernelspec_is_python3(assignment: str, folder: str) -> None:
     name = _read(folder, assignment).metadata.get("kernelspec", {}).get("name")

@@ -201,6 +201,23 @@ def test_lab_command_needs_no_flag_as_root_or_without_a_display(display: str | N
     assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(REPO_ROOT / ".jupyter-course"), env
 
 
+@pytest.mark.parametrize(
+    ("lab_fast", "grading_env", "short"), [(False, None, False), (True, None, True), (False, "autograde", True)]
+)
+def test_fast_lab_and_graded_runs_take_the_short_version(
+    lab_fast: bool, grading_env: str | None, short: bool, tmp_path: Path
+) -> None:
+    # The kernel inherits the lab's environment; nbgrader adds NBGRADER_EXECUTION to it while grading.
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = course.lab_command(REPO_ROOT, tmp_path / "work", [], environ, fast=lab_fast).env
+    assert (course.FAST_ENV in env) == lab_fast, env
+    if grading_env:
+        env["NBGRADER_EXECUTION"] = grading_env
+    code = "from mlsys_lab import grading; print(grading.fast_mode(False), grading.fast_mode(True))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(short), "True"], (lab_fast, grading_env, result.stdout, result.stderr)
+
+
 def test_validate_finds_a_module_by_name_wherever_the_student_stands(tmp_path: Path) -> None:
     notebook = tmp_path / "work" / FIRST / f"{FIRST}.ipynb"
     other = tmp_path / "work" / "01_data_layer"
