@@ -93,7 +93,6 @@ def fast_mode(requested: bool) -> bool:
     return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
-
 class GradingError(AssertionError):
     """A failed check: one readable message, shown without a traceback in notebooks."""
 
