@@ -151,7 +151,10 @@ def _student_path(module: str, lab: StudentLab, page: object) -> None:
     code = [c for c in saved.cells if c.cell_type == "code"]
     ran = [c for c in code if c.get("execution_count")]
     print(f"{module}: Run All executed {len(ran)} of {len(code)} code cells")
-    assert ran, f"Run All ran no cell of {module}"
+    # The failing test cells (and the lesson cells that call an unanswered function) are tagged
+    # raises-exception, so Run All shows the whole lesson before anything is answered.
+    skipped = [i + 1 for i, c in enumerate(saved.cells) if c.cell_type == "code" and not c.get("execution_count")]
+    assert not skipped, f"Run All stopped early in the blank {module}: cells {skipped} never ran"
 
     text = _validate(page)
     page.screenshot(path=str(SCREENSHOTS / f"{module}-2-validate-blank.png"))  # type: ignore[attr-defined]

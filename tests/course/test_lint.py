@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 
@@ -130,6 +131,65 @@ def test_graded_runs_take_the_short_version(assignment: str) -> None:
         f"{assignment}: the cell after the parameters cell must set `FAST = grading.fast_mode(FAST)`, so that "
         f"autograde, Validate and `mlsys-lab lab --fast` run the short version; it holds:\n{following[:300]}"
     )
+
+
+#: JupyterLab's Run All (and papermill, and nbclient) go on past a failing cell that carries this tag.
+RUN_ON = "raises-exception"
+
+
+def _names(source: str, *, defined: bool) -> set[str]:
+    """Top-level names a cell defines (functions, classes, assignments), or every name it reads."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics: no answer cell or lesson cell here uses them
+        return set()
+    if not defined:
+        return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    found = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            found |= {n.id for target in node.targets for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return found
+
+
+def test_run_all_goes_past_unanswered_exercises(assignment: str) -> None:
+    # In a blank notebook every test cell fails, and so does a lesson cell that calls the learner's
+    # function; without the tag, Run All stops at the first of them and the rest of the lesson (its
+    # plots, the later sections) never runs. nbgrader ignores the tag: it grades from the outputs.
+    # The browser test checks the effect in JupyterLab (every code cell runs); the solution's
+    # papermill run checks that no tagged cell hides a real error.
+    answers: set[str] = set()
+    untagged = []
+    for index, cell in enumerate(_read("source", assignment).cells):
+        if cell.cell_type != "code":
+            continue
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            answers |= _names(cell.source, defined=True)
+        uses_answer = bool(_names(cell.source, defined=False) & answers)
+        if (meta.get("grade") or meta.get("solution") or uses_answer) and RUN_ON not in cell.metadata.get("tags", []):
+            untagged.append(f"cell {index + 1} ({meta.get('grade_id') or 'lesson cell using an answer'})")
+    assert not untagged, (
+        f"{assignment}: {untagged} fail in the blank notebook but are not tagged {RUN_ON!r}, so Run All stops "
+        "there. Add the tag (JupyterLab: property inspector, Cell Tags)."
+    )
+
+
+@pytest.mark.slow
+def test_no_cell_of_the_solution_raises(assignment: str, executed_solution: Execution) -> None:
+    # papermill, like Run All, goes on past a cell tagged raises-exception: the tag must never hide a
+    # real error in the reference solution.
+    if executed_solution.error is not None:
+        pytest.fail(f"The solution of {assignment} did not run, see test_solution_runs_in_fast_mode.")
+    nb = nbformat.read(executed_solution.output, as_version=4)
+    failed = [
+        f"cell {index + 1}: {output.ename}: {output.evalue[:200]}"
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+    assert not failed, f"{assignment}: the reference solution raised in {failed}; expected no error in any cell."
 
 
 @pytest.mark.parametrize("folder", ["source", "notebooks", "solutions"])
