@@ -136,6 +136,9 @@ class DemoReport:
     monitoring: MonitoringReport | None = None  # the monitoring job over the decision log; None if not deployed
     maintenance: LoopReport | None = None  # the maintenance loop (module 06); None if not run
     maintenance_failed: str = ""  # why the loop did not complete ("" when it did)
+    #: The monitoring job over the loop's production days, and the simulator's truth to judge it by.
+    production_monitoring: MonitoringReport | None = None
+    production_truth: dict[str, pd.Timestamp] | None = None
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -406,6 +409,20 @@ def run_demo(
         else:
             maintenance_failed = maintenance.incomplete()
         seconds["maintenance"] = time.perf_counter() - clock
+    production, truth = None, None
+    if maintenance is not None and deployment is not None:
+        # Module 05 again, over the production days the loop wrote (the days whose features were full):
+        # the reference is their first week, and the truth is the loop's card-testing start.
+        clock = time.perf_counter()
+        origin = pd.Timestamp(config.start_date)
+        production = monitor_log(
+            f"sqlite:///{deployment.decision_log}",
+            reference_days=7,
+            skip_days=maintenance.start_day - deployment.history_days[0],
+            origin=str(origin.date()),
+        )
+        truth = {"card testing (a new fraud pattern)": origin + pd.Timedelta(days=maintenance.drift_day)}
+        seconds["production_monitor"] = time.perf_counter() - clock
     return DemoReport(
         config,
         split,
@@ -426,4 +443,6 @@ def run_demo(
         load_failed=load_failed,
         maintenance=maintenance,
         maintenance_failed=maintenance_failed,
+        production_monitoring=production,
+        production_truth=truth,
     )

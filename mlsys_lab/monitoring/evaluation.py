@@ -66,7 +66,7 @@ from mlsys_lab.monitoring.drift import (
 )
 from mlsys_lab.monitoring.performance import RecallDropRule, known_frauds, window_performance
 
-__all__ = ["CONTROL", "DETECTORS", "daily_alarms", "evaluate_detectors"]
+__all__ = ["CONTROL", "DETECTORS", "alerts_against_truth", "daily_alarms", "evaluate_detectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,3 +296,36 @@ def evaluate_detectors(alarms: pd.DataFrame, runs: pd.DataFrame, *, target_delay
         "monitored_days",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def alerts_against_truth(alerts: pd.DataFrame, events: dict[str, pd.Timestamp]) -> pd.DataFrame:
+    """Each fired alert beside the simulator's truth: the event it followed and how many days later.
+
+    Parameters
+    ----------
+    alerts : pandas.DataFrame
+        An alert log (:func:`~mlsys_lab.monitoring.alerts.evaluate_rules`' ``log``, timestamps in ``fired_at``).
+    events : dict of str to pandas.Timestamp
+        Each true drift event's name and start.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The alert log with ``event`` (the latest event started on or before the alert; ``""`` if
+        none: a false alarm) and ``delay_days`` (NaN for a false alarm).
+
+    Examples
+    --------
+    >>> log = pd.DataFrame({"rule": ["a", "b"], "fired_at": pd.to_datetime(["2018-06-01", "2018-06-25"])})
+    >>> alerts_against_truth(log, {"card testing": pd.Timestamp("2018-06-20")})[["event", "delay_days"]].values.tolist()
+    [['', nan], ['card testing', 5.0]]
+    """
+    out = alerts.copy()
+    ordered = sorted(events.items(), key=lambda item: item[1])
+    names, delays = [], []
+    for fired in out["fired_at"]:
+        before = [(name, start) for name, start in ordered if start <= fired]
+        names.append(before[-1][0] if before else "")
+        delays.append((fired - before[-1][1]) / pd.Timedelta(days=1) if before else math.nan)
+    out["event"], out["delay_days"] = names, delays
+    return out

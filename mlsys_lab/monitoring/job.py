@@ -41,6 +41,7 @@ from mlsys_lab.data.features import FEATURE_COLUMNS
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.monitoring.alerts import ThresholdRule, evaluate_rules
 from mlsys_lab.monitoring.drift import DriftRule, WindowTooSmall, alert_rate_drift, feature_drift, score_drift
+from mlsys_lab.monitoring.evaluation import alerts_against_truth
 from mlsys_lab.monitoring.performance import RecallDropRule, known_frauds, window_performance
 from mlsys_lab.monitoring.quality import data_quality, reference_ranges
 
@@ -99,6 +100,35 @@ class MonitoringReport:
             out.append(
                 f"ALERT {alert.rule}: fired {alert.fired_at:%Y-%m-%d} (value {alert.value_at_fire:.4g}), {cleared}"
             )
+        return out
+
+    def lines_against_truth(
+        self,
+        events: dict[str, pd.Timestamp],
+        seconds: float | None = None,
+        *,
+        lag_days: int = RecallDropRule().lag_days,
+    ) -> list[str]:
+        """:meth:`lines` with the simulator's truth beside each alert: the event it followed and its delay.
+
+        ``events`` maps each true drift event to its start. An alert before every event is a false
+        alarm. For labels, the floor is ``lag_days``: the matured-recall rule's first window with a
+        day of the event is reported that many days after it starts.
+        """
+        head = self.lines(seconds)[0].replace("== Monitoring", "== Monitoring the production days", 1)
+        truth = "; ".join(f"{name} from {start:%Y-%m-%d}" for name, start in sorted(events.items(), key=lambda e: e[1]))
+        out = [head, f"truth (the simulator's drift log): {truth or 'no drift event'}"]
+        if not self.fired:
+            return [*out, "no alert fired"]
+        judged = alerts_against_truth(self.alerts, events)
+        for alert in judged.itertuples(index=False):
+            when = f"fired {alert.fired_at:%Y-%m-%d}"
+            if not alert.event:
+                verdict = "FALSE ALARM: before any drift event"
+            else:
+                floor = f" (label-delay floor {lag_days} d)" if alert.rule == "matured recall dropped" else ""
+                verdict = f"{alert.delay_days:.0f} day(s) after {alert.event} started{floor}"
+            out.append(f"ALERT {alert.rule}: {when}, {verdict}")
         return out
 
 
