@@ -27,7 +27,10 @@ It grows with the course. So far it runs the data layer and a first model:
     retraining on the labels matured by then, the gate, shadow and the canary ladder on the real
     service with the watchdog on every window, promotion when the gate says so; then a deliberately
     miscalibrated challenger (alerting five times as often) that the gate refuses and that, put on the
-    canary anyway, the watchdog switches off.
+    canary anyway, the watchdog switches off;
+11. run the monitoring job again, over the production days the loop wrote (reference: their first
+    week), and print each alert beside the simulator's truth: the card-testing start, the delay, or
+    "false alarm" for an alert before it (:meth:`~mlsys_lab.monitoring.job.MonitoringReport.lines_against_truth`).
 """
 
 from __future__ import annotations
