@@ -27,7 +27,10 @@ It grows with the course. So far it runs the data layer and a first model:
     retraining on the labels matured by then, the gate, shadow and the canary ladder on the real
     service with the watchdog on every window, promotion when the gate says so; then a deliberately
     miscalibrated challenger (alerting five times as often) that the gate refuses and that, put on the
-    canary anyway, the watchdog switches off.
+    canary anyway, the watchdog switches off;
+11. run the monitoring job again, over the production days the loop wrote (reference: their first
+    week), and print each alert beside the simulator's truth: the card-testing start, the delay, or
+    "false alarm" for an alert before it (:meth:`~mlsys_lab.monitoring.job.MonitoringReport.lines_against_truth`).
 """
 
 from __future__ import annotations
@@ -136,6 +139,9 @@ class DemoReport:
     monitoring: MonitoringReport | None = None  # the monitoring job over the decision log; None if not deployed
     maintenance: LoopReport | None = None  # the maintenance loop (module 06); None if not run
     maintenance_failed: str = ""  # why the loop did not complete ("" when it did)
+    #: The monitoring job over the loop's production days, and the simulator's truth to judge it by.
+    production_monitoring: MonitoringReport | None = None
+    production_truth: dict[str, pd.Timestamp] | None = None
 
 
 def summarize_transactions(transactions: pd.DataFrame) -> tuple[dict[str, float], dict[str, int]]:
@@ -406,6 +412,20 @@ def run_demo(
         else:
             maintenance_failed = maintenance.incomplete()
         seconds["maintenance"] = time.perf_counter() - clock
+    production, truth = None, None
+    if maintenance is not None and deployment is not None:
+        # Module 05 again, over the production days the loop wrote (the days whose features were full):
+        # the reference is their first week, and the truth is the loop's card-testing start.
+        clock = time.perf_counter()
+        origin = pd.Timestamp(config.start_date)
+        production = monitor_log(
+            f"sqlite:///{deployment.decision_log}",
+            reference_days=7,
+            skip_days=maintenance.start_day - deployment.history_days[0],
+            origin=str(origin.date()),
+        )
+        truth = {"card testing (a new fraud pattern)": origin + pd.Timedelta(days=maintenance.drift_day)}
+        seconds["production_monitor"] = time.perf_counter() - clock
     return DemoReport(
         config,
         split,
@@ -426,4 +446,6 @@ def run_demo(
         load_failed=load_failed,
         maintenance=maintenance,
         maintenance_failed=maintenance_failed,
+        production_monitoring=production,
+        production_truth=truth,
     )

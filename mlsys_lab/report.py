@@ -64,6 +64,16 @@ def format_report(report: DemoReport) -> str:
         *(["", *report.monitoring.lines(secs.get("monitor"))] if report.monitoring is not None else []),
         *(["", *format_load(report.load, secs["load"])] if report.load is not None else []),
         *(["", *format_maintenance(report.maintenance, secs["maintenance"])] if report.maintenance is not None else []),
+        *(
+            [
+                "",
+                *report.production_monitoring.lines_against_truth(
+                    report.production_truth or {}, secs.get("production_monitor")
+                ),
+            ]
+            if report.production_monitoring is not None
+            else []
+        ),
     ]
     return "\n".join(lines)
 

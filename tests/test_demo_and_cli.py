@@ -221,6 +221,24 @@ def test_demo_closes_the_maintenance_loop_and_the_watchdog_stops_the_bad_challen
     assert "== Maintenance loop" in text and "watchdog: switched the canary" in text
 
 
+@pytest.mark.slow  # the small_report fixture: the whole demo, the maintenance loop included
+def test_demo_monitors_the_production_days_against_the_truth(small_report):
+    production, truth = small_report.production_monitoring, small_report.production_truth
+    assert production is not None and truth, "the demo must monitor the loop's production days"
+    start = min(truth.values())
+    days = production.metrics.index
+    assert days.min() < start <= days.max(), f"the monitored days {days.min()}-{days.max()} must cross {start}"
+    # Matured recall is judged day by day with the labels known that day, so its dates are real dates.
+    assert production.metrics["recall_drop"].notna().sum() > 0, production.metrics["matured_frauds"].describe()
+    early = production.alerts[production.alerts["fired_at"] < start]
+    assert early.empty, f"alerts fired before any drift event (false alarms):\n{early}"
+    text = format_report(small_report)
+    assert "== Monitoring the production days" in text
+    assert f"truth (the simulator's drift log): card testing (a new fraud pattern) from {start:%Y-%m-%d}" in text
+    for alert in production.alerts.itertuples(index=False):
+        assert f"ALERT {alert.rule}: fired {alert.fired_at:%Y-%m-%d}, " in text and "after card testing" in text
+
+
 @pytest.mark.slow  # formats the small_report fixture's real report; the CLI runs in-process
 def test_cli_demo_exits_1_when_the_maintenance_loop_does_not_complete(small_report, monkeypatch):
     from typer.testing import CliRunner

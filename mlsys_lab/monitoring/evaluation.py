@@ -18,10 +18,13 @@ against the reference window:
     alerts expected) gets no decision: no alarm, value NaN.
 ``matured recall``
     Concept drift needs labels. Recall among the frauds *known* at the report (no genuine label
-    needed) over the trailing ``concept_window_days``, reported ``concept_lag_days`` after the
-    window closes, against the reference window's recall at the same lag: one-sided two-proportion
-    test at ``rule.alpha`` *and* a drop of at least ``min_recall_drop``. Undecided (no alarm) while
-    fewer than ``min_known_frauds`` frauds are known.
+    needed), judged by :class:`~mlsys_lab.monitoring.performance.RecallDropRule`: a window of
+    ``window_days`` days reported ``lag_days`` after it closes, against the reference window at the
+    same lag; evidence from a one-sided test whose variance counts frauds that come in clusters
+    (by card and by terminal), *and* a drop of at least ``min_drop``, on ``for_windows`` consecutive
+    report days. Undecided (no alarm) while fewer than ``min_known_frauds`` frauds are known. The
+    earliest report that can see an event starting on day ``s`` is day ``s + lag_days``: an alarm
+    before that is a false one, whatever the table counts.
 ``label-free recall``
     The same comparison on the recall expected from the scores alone, with the size bound only
     (no evidence test, which could only make it fire less): the estimate that cannot see concept drift.
@@ -58,13 +61,12 @@ from mlsys_lab.monitoring.drift import (
     WindowTooSmall,
     feature_drift,
     ks_test,
-    proportion_test,
     psi,
     score_drift,
 )
-from mlsys_lab.monitoring.performance import window_performance
+from mlsys_lab.monitoring.performance import RecallDropRule, known_frauds, window_performance
 
-__all__ = ["CONTROL", "DETECTORS", "daily_alarms", "evaluate_detectors"]
+__all__ = ["CONTROL", "DETECTORS", "alerts_against_truth", "daily_alarms", "evaluate_detectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +89,9 @@ _FOLKLORE_P = 0.05
 _SECONDS_PER_DAY = 86_400
 
 
-def _recall_counts(
-    window: pd.DataFrame, scores: npt.NDArray[np.float64], as_of: int, threshold: float
-) -> tuple[int, int, float]:
-    perf = window_performance(window, scores, as_of_seconds=as_of, threshold=threshold, k=None, n_label_samples=0)
-    hits = round(perf.known_recall * perf.n_known_frauds) if perf.n_known_frauds else 0
-    return hits, perf.n_known_frauds, perf.expected_recall
+def _expected_recall(window: pd.DataFrame, scores: npt.NDArray[np.float64], threshold: float) -> float:
+    perf = window_performance(window, scores, as_of_seconds=0, threshold=threshold, k=None, n_label_samples=0)
+    return perf.expected_recall
 
 
 def daily_alarms(
@@ -108,10 +107,7 @@ def daily_alarms(
     binary: Sequence[str] = ("tx_during_night",),
     exclude: Sequence[str] = ("tx_during_weekend",),
     calendar: str | None = "tx_during_weekend",
-    concept_window_days: int = 7,
-    concept_lag_days: int = 1,
-    min_recall_drop: float = 0.2,
-    min_known_frauds: int = 10,
+    recall_rule: RecallDropRule | None = None,
 ) -> pd.DataFrame:
     """Every detector's verdict on every day of ``days``, against the reference window.
 
@@ -136,8 +132,9 @@ def daily_alarms(
     calendar : str or None
         A 0/1 feature column (weekend) by which the score's reference is matched to the day's kind;
         ``None`` compares every day with the whole reference.
-    concept_window_days, concept_lag_days, min_recall_drop, min_known_frauds
-        The matured-recall detector (see the module docstring).
+    recall_rule : RecallDropRule, optional
+        The matured-recall detector (see the module docstring); ``RecallDropRule()`` by default. The
+        label-free detector uses its window, lag and ``min_drop``.
 
     Returns
     -------
@@ -146,6 +143,7 @@ def daily_alarms(
         number the detector looked at: the largest PSI, the smallest p-value, a recall).
     """
     rule = rule or DriftRule()
+    recall_rule = recall_rule or RecallDropRule()
     scores = np.asarray(y_proba, dtype=np.float64)
     if len(features) != len(transactions) or scores.shape != (len(transactions),):
         raise ValueError(
@@ -160,8 +158,16 @@ def daily_alarms(
     reference = features.loc[in_reference, names]
     ref_scores = all_ref_scores = scores[in_reference]
     ref_calendar = features.loc[in_reference, calendar].to_numpy() if calendar in features.columns else None
-    lagged_as_of = (last + 1 + concept_lag_days) * _SECONDS_PER_DAY
-    ref_hits, ref_known, ref_expected = _recall_counts(transactions[in_reference], ref_scores, lagged_as_of, threshold)
+    lagged_as_of = (last + 1 + recall_rule.lag_days) * _SECONDS_PER_DAY
+    ref_frauds = known_frauds(
+        transactions[in_reference],
+        ref_scores,
+        as_of_seconds=lagged_as_of,
+        threshold=threshold,
+        clusters=recall_rule.clusters,
+    )
+    ref_expected = _expected_recall(transactions[in_reference], ref_scores, threshold)
+    recall_breaches = 0  # consecutive report days whose window breached the recall rule
     rows: list[dict[str, object]] = []
 
     def add(day: int, detector: str, alarm: bool, value: float) -> None:
@@ -198,21 +204,27 @@ def daily_alarms(
             # Too few alerts expected in a day to test a change of their share: no decision, no alarm.
             add(day, DETECTORS[6], False, math.nan)
 
-        window_end = day - concept_lag_days
-        in_window = (day_column > window_end - concept_window_days) & (day_column <= window_end)
-        hits, known, expected = _recall_counts(
-            transactions[in_window], scores[in_window], (day + 1) * _SECONDS_PER_DAY, threshold
-        )
-        alarm, value = False, math.nan
-        if known >= min_known_frauds and ref_known >= min_known_frauds:
-            value = hits / known
-            test = proportion_test(
-                np.r_[np.ones(ref_hits), np.zeros(ref_known - ref_hits)], np.r_[np.ones(hits), np.zeros(known - hits)]
+        first_day, last_day = recall_rule.window(day)
+        in_window = (day_column >= first_day) & (day_column <= last_day)
+        window = transactions[in_window]
+        value = math.nan
+        try:
+            current = known_frauds(
+                window,
+                scores[in_window],
+                as_of_seconds=(day + 1) * _SECONDS_PER_DAY,
+                threshold=threshold,
+                clusters=recall_rule.clusters,
             )
-            one_sided = test.pvalue / 2 if test.share_current < test.share_reference else 1.0
-            alarm = one_sided < rule.alpha and test.share_reference - test.share_current >= min_recall_drop
-        add(day, DETECTORS[7], alarm, value)
-        add(day, DETECTORS[8], ref_expected - expected >= min_recall_drop, expected)
+            judged = recall_rule.compare(ref_frauds, current)
+        except WindowTooSmall:
+            recall_breaches = 0  # no decision: a run of breaches restarts, as in ThresholdRule
+        else:
+            value = judged.current_recall
+            recall_breaches = recall_breaches + 1 if judged.alarm else 0
+        add(day, DETECTORS[7], recall_breaches >= recall_rule.for_windows, value)
+        expected = _expected_recall(window, scores[in_window], threshold) if len(window) else math.nan
+        add(day, DETECTORS[8], ref_expected - expected >= recall_rule.min_drop, expected)
     return pd.DataFrame(rows, columns=["day", "detector", "alarm", "value"])
 
 
@@ -284,3 +296,36 @@ def evaluate_detectors(alarms: pd.DataFrame, runs: pd.DataFrame, *, target_delay
         "monitored_days",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def alerts_against_truth(alerts: pd.DataFrame, events: dict[str, pd.Timestamp]) -> pd.DataFrame:
+    """Each fired alert beside the simulator's truth: the event it followed and how many days later.
+
+    Parameters
+    ----------
+    alerts : pandas.DataFrame
+        An alert log (:func:`~mlsys_lab.monitoring.alerts.evaluate_rules`' ``log``, timestamps in ``fired_at``).
+    events : dict of str to pandas.Timestamp
+        Each true drift event's name and start.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The alert log with ``event`` (the latest event started on or before the alert; ``""`` if
+        none: a false alarm) and ``delay_days`` (NaN for a false alarm).
+
+    Examples
+    --------
+    >>> log = pd.DataFrame({"rule": ["a", "b"], "fired_at": pd.to_datetime(["2018-06-01", "2018-06-25"])})
+    >>> alerts_against_truth(log, {"card testing": pd.Timestamp("2018-06-20")})[["event", "delay_days"]].values.tolist()
+    [['', nan], ['card testing', 5.0]]
+    """
+    out = alerts.copy()
+    ordered = sorted(events.items(), key=lambda item: item[1])
+    names, delays = [], []
+    for fired in out["fired_at"]:
+        before = [(name, start) for name, start in ordered if start <= fired]
+        names.append(before[-1][0] if before else "")
+        delays.append((fired - before[-1][1]) / pd.Timedelta(days=1) if before else math.nan)
+    out["event"], out["delay_days"] = names, delays
+    return out

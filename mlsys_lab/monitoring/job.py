@@ -15,6 +15,11 @@ later day is a window, and for each one the job computes:
   in the log): precision among blocked transactions and recall among the *known* frauds, with
   ``label_coverage`` (share of the window's transactions with a label) and ``known_frauds`` beside
   them; a window with fewer than ``min_known_frauds`` known frauds gets NaN recall, not a guess;
+- **matured recall as it was known on each day** (``matured_recall``, ``matured_frauds``,
+  ``recall_drop``): the :class:`~mlsys_lab.monitoring.performance.RecallDropRule`'s window ending
+  ``lag_days`` before the day, with the labels known at the end of that day (never after ``as_of``),
+  against the reference at the same lag, so an alert on it fires on the day it could have fired in
+  production, not on the day of a hindsight report;
 - **latency**: p99 of the logged request latency and the share over the 50 ms SLO.
 
 A window too small for a statistic gets NaN there (no alarm), never an error. The alert rules
@@ -23,18 +28,21 @@ A window too small for a statistic gets NaN there (no alarm), never an error. Th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from mlsys_lab.data.features import FEATURE_COLUMNS
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.monitoring.alerts import ThresholdRule, evaluate_rules
 from mlsys_lab.monitoring.drift import DriftRule, WindowTooSmall, alert_rate_drift, feature_drift, score_drift
-from mlsys_lab.monitoring.performance import window_performance
+from mlsys_lab.monitoring.evaluation import alerts_against_truth
+from mlsys_lab.monitoring.performance import RecallDropRule, known_frauds, window_performance
 from mlsys_lab.monitoring.quality import data_quality, reference_ranges
 
 __all__ = ["MonitorInputError", "MonitoringReport", "default_rules", "monitor_log", "monitoring_table"]
@@ -70,7 +78,7 @@ class MonitoringReport:
     alerts: pd.DataFrame  # evaluate_rules' log: rule, severity, fired_at, cleared_at, value_at_fire
     reference_days: tuple[int, int]
     as_of: pd.Timestamp
-    reference_recall: float
+    reference_recall: float  # the reference window's recall among its frauds known at the rule's lag
 
     @property
     def fired(self) -> bool:
@@ -94,14 +102,44 @@ class MonitoringReport:
             )
         return out
 
+    def lines_against_truth(
+        self,
+        events: dict[str, pd.Timestamp],
+        seconds: float | None = None,
+        *,
+        lag_days: int = RecallDropRule().lag_days,
+    ) -> list[str]:
+        """:meth:`lines` with the simulator's truth beside each alert: the event it followed and its delay.
 
-def default_rules(reference_recall: float, *, recall_drop: float = 0.2) -> list[ThresholdRule]:
+        ``events`` maps each true drift event to its start. An alert before every event is a false
+        alarm. For labels, the floor is ``lag_days``: the matured-recall rule's first window with a
+        day of the event is reported that many days after it starts.
+        """
+        head = self.lines(seconds)[0].replace("== Monitoring", "== Monitoring the production days", 1)
+        truth = "; ".join(f"{name} from {start:%Y-%m-%d}" for name, start in sorted(events.items(), key=lambda e: e[1]))
+        out = [head, f"truth (the simulator's drift log): {truth or 'no drift event'}"]
+        if not self.fired:
+            return [*out, "no alert fired"]
+        judged = alerts_against_truth(self.alerts, events)
+        for alert in judged.itertuples(index=False):
+            when = f"fired {alert.fired_at:%Y-%m-%d}"
+            if not alert.event:
+                verdict = "FALSE ALARM: before any drift event"
+            else:
+                floor = f" (label-delay floor {lag_days} d)" if alert.rule == "matured recall dropped" else ""
+                verdict = f"{alert.delay_days:.0f} day(s) after {alert.event} started{floor}"
+            out.append(f"ALERT {alert.rule}: {when}, {verdict}")
+        return out
+
+
+def default_rules(recall_rule: RecallDropRule | None = None) -> list[ThresholdRule]:
     """The job's alert rules: two consecutive bad days to fire, two good ones to clear (out of range: one to fire).
 
-    ``reference_recall`` is the reference window's recall among known frauds; the matured-recall
-    rule fires when a window's falls ``recall_drop`` below it (NaN reference: the rule never fires).
+    The matured-recall rule reads the ``recall_drop`` column, the verdict of ``recall_rule``
+    (``RecallDropRule()`` by default: evidence that counts clustered frauds, and a size), and fires
+    after its ``for_windows`` consecutive alarming days.
     """
-    floor = reference_recall - recall_drop if math.isfinite(reference_recall) else -1.0
+    recall_rule = recall_rule or RecallDropRule()
     return [
         ThresholdRule("feature drift", "drifting_features", ">=", 1, for_windows=2, clear_windows=2, clear_threshold=0),
         ThresholdRule("score drift", "score_drift", ">=", 1, for_windows=2, clear_windows=2, clear_threshold=0),
@@ -110,8 +148,15 @@ def default_rules(reference_recall: float, *, recall_drop: float = 0.2) -> list[
         ),
         ThresholdRule("values out of range", "out_of_range_max", ">", 0.01, for_windows=1, clear_windows=2),
         ThresholdRule("latency p99 over SLO", "latency_p99_ms", ">", LATENCY_SLO_MS, for_windows=2, clear_windows=2),
-        # Daily recall over 10-20 known frauds moves by about 0.12 on no drift: average three days first.
-        ThresholdRule("matured recall dropped", "known_recall", "<", floor, window=3, for_windows=2, clear_windows=2),
+        ThresholdRule(
+            "matured recall dropped",
+            "recall_drop",
+            ">=",
+            1,
+            for_windows=recall_rule.for_windows,
+            clear_windows=2,
+            clear_threshold=0,
+        ),
     ]
 
 
@@ -162,15 +207,18 @@ def monitoring_table(
     as_of_seconds: int | None = None,
     rule: DriftRule | None = None,
     min_known_frauds: int = 5,
+    recall_rule: RecallDropRule | None = None,
 ) -> tuple[pd.DataFrame, tuple[int, int], float]:
     """The per-day metrics of ``frame`` (decisions joined with labels, as :func:`monitor_log` builds it).
 
     The first ``skip_days`` days with decisions are left out entirely (a warm-up: see :func:`monitor_log`).
 
     Returns the table (indexed by ``tx_time_days``), the reference's first and last day, and the
-    reference's recall among its known frauds.
+    reference's recall among its frauds known ``recall_rule.lag_days`` after it closed (NaN when
+    fewer than ``recall_rule.min_known_frauds`` were).
     """
     rule = rule or DriftRule()
+    recall_rule = recall_rule or RecallDropRule()
     if skip_days < 0 or reference_days < 1:
         raise MonitorInputError(
             f"skip_days must be >= 0 and reference_days >= 1, got {skip_days} and {reference_days}",
@@ -189,19 +237,19 @@ def monitoring_table(
     threshold = float(frame["threshold"].median())
     columns = [c for c in FEATURE_COLUMNS if c not in CALENDAR_FEATURES]
     ranges = reference_ranges(reference, [c for c in columns if c not in BINARY_FEATURES])
-    ref_perf = window_performance(
+    ref_frauds = known_frauds(
         reference,
         reference["score"],
-        as_of_seconds=as_of,
+        as_of_seconds=min(as_of, int(days[reference_days - 1] + 1 + recall_rule.lag_days) * SECONDS_PER_DAY),
         threshold=threshold,
-        k=None,
-        truth=False,
-        n_label_samples=0,
+        clusters=recall_rule.clusters,
     )
-    reference_recall = ref_perf.known_recall if ref_perf.n_known_frauds >= min_known_frauds else math.nan
+    enough = len(ref_frauds) >= recall_rule.min_known_frauds
+    reference_recall = float(ref_frauds["alerted"].mean()) if enough else math.nan
+    day_column = frame["tx_time_days"].to_numpy()
     rows = []
     for day in days[reference_days:]:
-        window = frame[frame["tx_time_days"] == day]
+        window = frame[day_column == day]
         try:
             drift = feature_drift(reference, window, columns=columns, binary=BINARY_FEATURES, rule=rule)
             drifting = float(drift["alarm"].sum())
@@ -213,6 +261,7 @@ def monitoring_table(
             window, window["score"], as_of_seconds=as_of, threshold=threshold, k=None, truth=False, n_label_samples=0
         )
         latency = window["latency_ms"].to_numpy()
+        matured = _matured_recall(frame, day_column, int(day), ref_frauds, recall_rule, threshold, as_of)
         rows.append(
             {
                 "day": int(day),
@@ -230,11 +279,39 @@ def monitoring_table(
                 "known_recall": perf.known_recall if perf.n_known_frauds >= min_known_frauds else math.nan,
                 "known_frauds": perf.n_known_frauds,
                 "label_coverage": perf.label_coverage,
+                **matured,
                 "latency_p99_ms": float(np.percentile(latency, 99)),
                 "slow_share": float((latency > LATENCY_SLO_MS).mean()),
             }
         )
     return pd.DataFrame(rows).set_index("day"), (int(days[0]), int(days[reference_days - 1])), reference_recall
+
+
+def _matured_recall(
+    frame: pd.DataFrame,
+    day_column: npt.NDArray[np.int64],
+    day: int,
+    reference: pd.DataFrame,
+    rule: RecallDropRule,
+    threshold: float,
+    as_of: int,
+) -> dict[str, float]:
+    """``matured_recall``, ``matured_frauds``, ``recall_drop`` (1, 0; NaN: no decision) known at the end of ``day``."""
+    first, last = rule.window(day)
+    in_window = (day_column >= first) & (day_column <= last)
+    current = known_frauds(
+        frame[in_window],
+        frame.loc[in_window, "score"],
+        as_of_seconds=min(as_of, (day + 1) * SECONDS_PER_DAY),
+        threshold=threshold,
+        clusters=rule.clusters,
+    )
+    out = {"matured_recall": math.nan, "matured_frauds": float(len(current)), "recall_drop": math.nan}
+    if len(current):
+        out["matured_recall"] = float(current["alerted"].mean())
+    with contextlib.suppress(WindowTooSmall):  # too few frauds known on either side: no decision, NaN
+        out["recall_drop"] = float(rule.compare(reference, current).alarm)
+    return out
 
 
 def _newest_second(frame: pd.DataFrame) -> float:
@@ -293,7 +370,7 @@ def monitor_log(
             raise MonitorInputError(
                 f"no monitored day on or after --since {since}: the log ends before it", param="--since"
             )
-    alerts = evaluate_rules(default_rules(reference_recall), table).log
+    alerts = evaluate_rules(default_rules(), table).log
     report_time = start + pd.Timedelta(seconds=as_of_seconds if as_of_seconds is not None else _newest_second(frame))
     logger.info("monitored %d day(s) against days %s: %d alert(s)", len(table), ref_days, len(alerts))
     return MonitoringReport(table, alerts, ref_days, report_time, reference_recall)

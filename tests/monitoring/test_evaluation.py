@@ -73,3 +73,26 @@ def test_amount_inflation_is_caught_on_its_first_day_and_not_before() -> None:
     features = alarms[alarms["detector"] == "features: evidence+size"].set_index("day")["alarm"]
     assert not features.loc[51:54].any(), "no drift before day 55"
     assert features.loc[55:].all(), "amounts x1.25 from day 55 on"
+
+
+def test_alerts_are_printed_against_the_truth_and_an_alert_before_every_event_is_a_false_alarm() -> None:
+    from mlsys_lab.monitoring.job import MonitoringReport
+
+    alerts = pd.DataFrame(
+        {
+            "rule": ["feature drift", "matured recall dropped"],
+            "severity": ["page", "page"],
+            "fired_at": pd.to_datetime(["2018-06-10", "2018-06-26"]),
+            "cleared_at": pd.to_datetime([None, None]),
+            "value_at_fire": [1.0, 1.0],
+        }
+    )
+    report = MonitoringReport(
+        pd.DataFrame(index=pd.date_range("2018-06-09", periods=30)), alerts, (70, 76), pd.Timestamp("2018-07-10"), 0.5
+    )
+    lines = report.lines_against_truth({"card testing": pd.Timestamp("2018-06-20")})
+    assert lines[1] == "truth (the simulator's drift log): card testing from 2018-06-20"
+    assert lines[2] == "ALERT feature drift: fired 2018-06-10, FALSE ALARM: before any drift event"
+    assert lines[3] == (
+        "ALERT matured recall dropped: fired 2018-06-26, 6 day(s) after card testing started (label-delay floor 1 d)"
+    )
