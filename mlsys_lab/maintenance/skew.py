@@ -159,7 +159,7 @@ class SteadyTraffic:
     def _send(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each time: any worker may take it
-        with httpx.Client(base_url=self.url, timeout=30, limits=limits) as client:
+        with httpx.Client(base_url=self.url, timeout=60, limits=limits) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 body = self._next()
                 if body is None:
