@@ -64,7 +64,8 @@ def test_two_workers_follow_two_alias_moves_under_steady_traffic(tmp_path: Path)
     bodies = scenarios.request_bodies(scenarios.simulated_transactions("tiny", last_days=2), 3_000)  # the bound
     log = DecisionLog(log_url)
     skews, settled = [], []
-    with run_server(env, output=tmp_path / "serve.log", workers=2, wait_path="/ready") as server:
+    # Two workers each import MLflow and scikit-learn and load the model: on a loaded 2-core box that took over 60 s.
+    with run_server(env, output=tmp_path / "serve.log", workers=2, wait_path="/ready", start_timeout=180) as server:
         traffic = SteadyTraffic(server.url, bodies, threads=3, max_seconds=300).start()
         try:
             for old, new in ((v1, v2), (v2, v1)):
