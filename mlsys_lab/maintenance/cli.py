@@ -113,10 +113,9 @@ def gate_command(
     """Judge VERSION against the champion on the newest mature days; store the decision; exit 1 when it refuses."""
     import pandas as pd
 
-    from mlsys_lab.data.online import OnlineFeatureState
     from mlsys_lab.deployment.decision_log import DEFAULT_ORIGIN
     from mlsys_lab.deployment.registry import CHAMPION, Registry, RegistryError
-    from mlsys_lab.maintenance.gate import GateConfig, GateStore, candidate_from_registry, evaluate_gate, gate_rows
+    from mlsys_lab.maintenance.gate import GateConfig, GateStore, gate_against_champion
     from mlsys_lab.maintenance.retraining import choose_maturity, training_frame
     from mlsys_lab.training import cards_per_day
 
@@ -125,25 +124,20 @@ def gate_command(
     as_of_day = int((pd.Timestamp(as_of) - pd.Timestamp(DEFAULT_ORIGIN)) // pd.Timedelta(days=1))
     frame = training_frame(_log(settings.decision_log_url), pd.Timestamp(DEFAULT_ORIGIN) + pd.Timedelta(days=as_of_day))
     maturity = choose_maturity(frame, as_of_day, coverage=coverage)
-    rows = gate_rows(frame, as_of_day, maturity.days, gate_days)
-    if rows.empty:
-        typer.echo(f"gate refused: no mature days before day {as_of_day - maturity.days} in the log", err=True)
-        raise typer.Exit(code=2)
     try:
-        champion = candidate_from_registry(registry, CHAMPION, rows)
-        challenger = candidate_from_registry(registry, version, rows)
-    except RegistryError as exc:
+        decision = gate_against_champion(  # the one path from a log to a decision, as the demo's loop takes
+            registry,
+            frame,
+            version,
+            as_of_day=as_of_day,
+            maturity_days=maturity.days,
+            gate_days=gate_days,
+            k=cards_per_day(int(frame["customer_id"].nunique())),
+            config=GateConfig(margin=margin),
+        )
+    except (ValueError, RegistryError) as exc:
         typer.echo(f"gate refused: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    k = cards_per_day(int(frame["customer_id"].nunique()))
-    decision = evaluate_gate(
-        rows,
-        champion,
-        challenger,
-        k=k,
-        config=GateConfig(margin=margin),
-        served_features=OnlineFeatureState().feature_names,
-    )
     decision_id = GateStore(settings.tracking.root, registry.model_name).add(decision)
     typer.echo(decision.summary())
     typer.echo(f"  maturity: {maturity.explanation}")

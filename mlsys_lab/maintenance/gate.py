@@ -68,6 +68,7 @@ __all__ = [
     "candidate_from_run",
     "daily_card_precision",
     "evaluate_gate",
+    "gate_against_champion",
     "gate_rows",
     "paired_bootstrap",
 ]
@@ -590,3 +591,41 @@ def gate_rows(frame: pd.DataFrame, as_of_day: int, maturity_days: int, gate_days
     end = as_of_day - maturity_days
     rows = frame[(frame["tx_time_days"] >= end - gate_days) & (frame["tx_time_days"] < end)]
     return rows.reset_index(drop=True)
+
+
+def gate_against_champion(
+    registry: Any,
+    frame: pd.DataFrame,
+    version: int,
+    *,
+    as_of_day: int,
+    maturity_days: int,
+    gate_days: int,
+    k: int,
+    config: GateConfig,
+) -> GateDecision:
+    """Judge registered ``version`` against the champion on the ``gate_days`` newest mature days of ``frame``.
+
+    The one path from a decision log to a gate decision: ``mlsys-lab gate`` and the demo's loop call
+    it. ``frame`` is :func:`~mlsys_lab.maintenance.retraining.training_frame` as of the
+    start of ``as_of_day``; both versions are loaded through the registry's sha256 check and judged
+    by :func:`evaluate_gate` with ``config``, on the features the service computes.
+
+    Raises
+    ------
+    ValueError
+        No mature day in ``frame`` to gate on.
+    mlsys_lab.deployment.registry.RegistryError
+        No champion, or no such version.
+    """
+    from mlsys_lab.data.online import OnlineFeatureState
+    from mlsys_lab.deployment.registry import CHAMPION
+
+    rows = gate_rows(frame, as_of_day, maturity_days, gate_days)
+    if rows.empty:
+        raise ValueError(f"no mature days before day {as_of_day - maturity_days} in the log: nothing to gate on")
+    champion = candidate_from_registry(registry, CHAMPION, rows)
+    challenger = candidate_from_registry(registry, version, rows)
+    return evaluate_gate(
+        rows, champion, challenger, k=k, config=config, served_features=OnlineFeatureState().feature_names
+    )

@@ -49,7 +49,6 @@ import pandas as pd
 
 from mlsys_lab.data import CardTesting, SimulatorConfig, simulate
 from mlsys_lab.data.features import SECONDS_PER_DAY
-from mlsys_lab.data.online import OnlineFeatureState
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import CHALLENGER, CHAMPION, Registry
 from mlsys_lab.deployment.replay import ReplayError, fraud_labels, request_bodies
@@ -59,8 +58,7 @@ from mlsys_lab.maintenance.gate import (
     GateConfig,
     GateDecision,
     GateStore,
-    candidate_from_registry,
-    evaluate_gate,
+    gate_against_champion,
     gate_rows,
 )
 from mlsys_lab.maintenance.history import backfill
@@ -214,31 +212,6 @@ def fast_forward(
             log.record_label(int(tx_id), True, dt.datetime.fromisoformat(label_time))
         labels += len(late)
     return written, labels
-
-
-def gate_against_champion(
-    registry: Registry,
-    frame: pd.DataFrame,
-    version: int,
-    *,
-    as_of_day: int,
-    maturity_days: int,
-    gate_days: int,
-    k: int,
-    config: GateConfig,
-) -> GateDecision:
-    """Judge ``version`` against the champion on the ``gate_days`` newest mature days of ``frame``.
-
-    ``frame`` is :func:`~mlsys_lab.maintenance.retraining.training_frame` as of the start of ``as_of_day``.
-    """
-    rows = gate_rows(frame, as_of_day, maturity_days, gate_days)
-    if rows.empty:
-        raise ValueError(f"no mature days before day {as_of_day - maturity_days} in the log: nothing to gate on")
-    champion = candidate_from_registry(registry, CHAMPION, rows)
-    challenger = candidate_from_registry(registry, version, rows)
-    return evaluate_gate(
-        rows, champion, challenger, k=k, config=config, served_features=OnlineFeatureState().feature_names
-    )
 
 
 def miscalibrated_threshold(scores: npt.ArrayLike, reference_rate: float, factor: float) -> float:

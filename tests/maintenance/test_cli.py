@@ -44,6 +44,9 @@ def test_retrain_gate_and_rollout_commands(history: History, tmp_path: Path) -> 
     refused = runner.invoke(app, ["rollout", "promote", "2", "--tracking-dir", str(tmp_path / "mlflow")])
     assert refused.exit_code == 1 and "no passing gate decision" in refused.output
 
+    # A version the registry does not hold is refused as bad arguments (exit 2), and nothing is stored.
+    unknown = runner.invoke(app, ["gate", "9", "--as-of", history.as_of.date().isoformat(), *store])
+    assert unknown.exit_code == 2 and "gate refused" in unknown.output, unknown.output
     gate = runner.invoke(app, ["gate", "2", "--as-of", history.as_of.date().isoformat(), *store])
     promoted = "gate: PROMOTE" in gate.output
     assert gate.exit_code == (0 if promoted else 1), gate.output
