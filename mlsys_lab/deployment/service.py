@@ -344,6 +344,7 @@ def create_app(
                 follower.cancel()
             metrics.close()  # this worker's live gauges leave the merged scrape
             if service.serving is not None:
+                service.serving.close()  # the decisions in flight are committed first
                 service.serving.log.close()
             limits.restore_original_limits()
 
