@@ -392,7 +392,13 @@ class ServingState:
             if len(set(ids)) < len(ids):
                 repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1})
                 raise ConflictingTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
-            stored = self.log.scored(ids)
+            # One new transaction needs no look-up: the log's unique index is the check. A transaction the
+            # state does not hold (it holds every one committed before the catch-up, as far back as a window
+            # reaches) is almost always new; one that is in the log after all (older than every window, or
+            # committed by another worker a moment ago) fails the insert and gets the same answer below.
+            # A batch changes the state as it goes, so it must know before it starts.
+            known = len(transactions) > 1 or any(tx.transaction_id in self._state for tx in transactions)
+            stored = self.log.scored(ids) if known else {}
             _refuse_conflicts(transactions, stored)
             new = [tx for tx in transactions if tx.transaction_id not in stored]
             self._check_time(new)
@@ -419,6 +425,8 @@ class ServingState:
                     winner = self.log.scored(exc.transaction_ids).get(new[0].transaction_id)
                     if winner is not None and _same(new[0], winner):
                         return [_replayed(new[0], winner)]
+                    if winner is not None:  # decided before, for a different transaction: the usual 409
+                        _refuse_conflicts(new, {winner.transaction_id: winner})
                 raise ConflictingTransaction(
                     f"{exc}; another worker decided it at the same moment. Send the same request again to get "
                     "the stored decision"
