@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,7 +80,7 @@ class RowScorer:
         return out
 
 
-def _scaler(step: object) -> _Scale | None:
+def _scaler(step: Any) -> _Scale | None:
     if type(step) is not StandardScaler:
         return None
     mean = step.mean_ if step.with_mean else None
@@ -87,7 +88,7 @@ def _scaler(step: object) -> _Scale | None:
     return _Scale(None if mean is None else np.asarray(mean, np.float64), None if scale is None else np.asarray(scale))
 
 
-def row_scorer(pipeline: object, fraud_column: int) -> RowScorer | None:
+def row_scorer(pipeline: Any, fraud_column: int) -> RowScorer | None:
     """A numpy scorer equivalent to ``pipeline.predict_proba(rows)[:, fraud_column]``, or None.
 
     Only exact types are recognised (a subclass may override ``predict_proba``): a
@@ -122,7 +123,7 @@ def row_scorer(pipeline: object, fraud_column: int) -> RowScorer | None:
         counts = np.asarray(tree.value[:, 0, :], np.float64)
         share = counts[:, fraud_column] / counts.sum(axis=1)  # predict_proba's leaf normalisation
         arrays = (tree.children_left, tree.children_right, tree.feature, tree.threshold, share)
-        return RowScorer(kept, fraud_column, tree=arrays)  # type: ignore[arg-type]
+        return RowScorer(kept, fraud_column, tree=arrays)
     return None
 
 
