@@ -21,6 +21,15 @@ a capacity plan from the measured service time, and the cost per 1M predictions 
 
     python benchmarks/bench_load.py [--duration 20] [--users 20] [--price-per-vcpu-hour 0.04]
 
+Then the **sustainable-rate search** (``--search-duration`` s per step, 0 to skip): for naive, floor
+and ``mlsys-lab serve``, paced locust runs (constant throughput) at rising rates (x1.5 from
+``--min-rate``) until one breaks the SLO (99% within 50 ms from the exact histogram, zero errors, at
+least 95% of the offered rate delivered), then one step halfway between the last rate that held and
+the first that did not. The highest rate that held is the service's sustainable rate, and the
+ratios serve/naive and serve/floor are ratios of those, measured side by side in one run (unpaced
+throughput says how fast a service drains a queue, not what it can serve within its SLO). The
+default steps are short (8 s); ``--search-duration 60`` gives the README's 60 s runs.
+
 Nothing here is a pass/fail test; timings depend on the machine and on what else runs on it.
 """
 
@@ -28,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import resource
 import subprocess
 import sys
@@ -44,7 +55,7 @@ from mlsys_lab.deployment.server import free_port, run_server
 from mlsys_lab.load import baselines, capacity, scenarios
 from mlsys_lab.load.result import LoadResult
 from mlsys_lab.load.runner import run_locust
-from mlsys_lab.load.slo import ONE_MILLION_AN_HOUR, check_slo
+from mlsys_lab.load.slo import ONE_MILLION_AN_HOUR, SLO, check_slo
 from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 
@@ -90,12 +101,71 @@ def _row(name: str, result: LoadResult, cpu: float, ramp_up_s: float, generator_
     }
 
 
+def _paced_step(
+    url: str, pid: int, transactions: object, rate: float, duration_s: float, run_dir: Path, id_offset: int
+) -> dict[str, object]:
+    """One paced run at ``rate`` req/s: did the SLO hold, and the numbers it was judged on."""
+    ramp_up_s = 2.0
+    # Enough users that each one's pace leaves room for 100 ms answers (a user waits for its answer).
+    users = min(150, max(10, math.ceil(rate * 0.1)))
+    scenario = scenarios.steady(users, duration_s, rate=rate, ramp_up_s=ramp_up_s, name=f"paced-{rate:g}")
+    fresh = transactions.assign(transaction_id=transactions["transaction_id"] + id_offset)  # type: ignore[attr-defined]
+    pool = scenarios.write_request_pool(run_dir.with_suffix(".jsonl"), fresh, scenario.max_requests())
+    before = capacity.process_cpu_seconds(pid)
+    result = run_locust(url, scenario, run_dir, pool=pool)
+    cpu = capacity.process_cpu_seconds(pid) - before
+    # Zero errors, 99% within 50 ms, and the offered rate delivered (a server that falls behind
+    # makes locust's users wait, and they send less: closed loop).
+    slo = SLO(50.0, 0.99, 0.0, min_rps=0.95 * rate, min_duration_s=0.8 * duration_s, ramp_up_s=ramp_up_s)
+    verdict = check_slo(result, slo)
+    window = result.window(ramp_up_s)
+    return {
+        "rate": rate,
+        "held": verdict.passed,
+        "req/s": window.rps,
+        "<=50 ms": window.histogram.share_at_most(50),
+        "p99 ms": window.histogram.percentile(0.99),
+        "errors": window.failure_count,
+        "CPU ms/req": 1000 * cpu / max(result.requests, 1),
+        "why": "; ".join(r.message for r in verdict.failed),
+    }
+
+
+def sustainable_rate(
+    url: str, pid: int, transactions: object, root: Path, min_rate: float, duration_s: float, max_rate: float = 2000
+) -> tuple[float, list[dict[str, object]]]:
+    """The highest paced rate at which the SLO held (0 when even ``min_rate`` failed), and every step."""
+    steps: list[dict[str, object]] = []
+    held, failed, rate = 0.0, math.inf, min_rate
+    while rate <= max_rate:
+        steps.append(_paced_step(url, pid, transactions, rate, duration_s, root / f"step-{len(steps)}", _offset(steps)))
+        if not steps[-1]["held"]:
+            failed = rate
+            break
+        held, rate = rate, rate * 1.5
+    if held > 0 and math.isfinite(failed):  # one step halfway, to narrow the x1.5 gap
+        middle = round((held + failed) / 2)
+        steps.append(_paced_step(url, pid, transactions, middle, duration_s, root / "step-mid", _offset(steps)))
+        if steps[-1]["held"]:
+            held = middle
+    return held, steps
+
+
+def _offset(steps: list[dict[str, object]]) -> int:
+    # Every step's transactions are new ones: a resent id is answered from the log, and cheaper.
+    return (len(steps) + 2) * 10**9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per service, after ramp-up")
     parser.add_argument("--users", type=int, default=20, help="unpaced locust users for the throughput runs")
     parser.add_argument("--price-per-vcpu-hour", type=float, default=0.04, help="an example price (your currency)")
     parser.add_argument("--preset", default="small")
+    parser.add_argument(
+        "--search-duration", type=float, default=8.0, help="seconds per paced step of the rate search (0: skip)"
+    )
+    parser.add_argument("--min-rate", type=float, default=25.0, help="the rate search's first rate (req/s)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -119,6 +189,7 @@ def main() -> None:
         unpaced = scenarios.steady(args.users, args.duration, ramp_up_s=3)
         pool = scenarios.write_request_pool(root / "pool.jsonl", transactions, 2000 * int(args.duration + 10))
         rows = []
+        searches: dict[str, tuple[float, list[dict[str, object]]]] = {}
 
         for kind in ("naive", "floor", "noop"):
             port = free_port()
@@ -133,6 +204,11 @@ def main() -> None:
                 _wait(url, process)
                 result, cpu, generator = _measure(url, process.pid, unpaced, pool, root / kind)
                 rows.append(_row("http floor" if kind == "noop" else kind, result, cpu, unpaced.ramp_up_s, generator))
+                if args.search_duration > 0 and kind != "noop":
+                    (root / f"search-{kind}").mkdir()
+                    searches[kind] = sustainable_rate(
+                        url, process.pid, transactions, root / f"search-{kind}", args.min_rate, args.search_duration
+                    )
             finally:
                 process.terminate()
                 process.wait(timeout=15)
@@ -160,6 +236,17 @@ def main() -> None:
             before = capacity.process_cpu_seconds(server.process.pid)
             at_million = run_locust(server.url, million, root / "serve-1m", pool=million_pool)
             million_cpu = capacity.process_cpu_seconds(server.process.pid) - before
+            if args.search_duration > 0:
+                (root / "search-serve").mkdir()
+                later_still = transactions.assign(transaction_id=transactions["transaction_id"] + 10**11)
+                searches["mlsys-lab serve"] = sustainable_rate(
+                    server.url,
+                    server.process.pid,
+                    later_still,
+                    root / "search-serve",
+                    args.min_rate,
+                    args.search_duration,
+                )
 
         naive_rps = float(rows[0]["req/s"])  # type: ignore[arg-type]
         floor_rps = float(rows[1]["req/s"])  # type: ignore[arg-type]
@@ -174,6 +261,8 @@ def main() -> None:
                 f"{rps / naive_rps:>9.2f}{rps / floor_rps:>9.2f}{'yes' if r['1M/h'] else 'no':>6}"
             )
         print("(x floor: against the no-log floor; 1M/h: this run had >= 278 req/s, >= 99% within 50 ms, no errors)")
+        if searches:
+            print_search(searches, args.search_duration)
 
         slo = dataclasses.replace(ONE_MILLION_AN_HOUR, min_duration_s=args.duration, ramp_up_s=million.ramp_up_s)
         verdict = check_slo(at_million, slo)
@@ -196,6 +285,26 @@ def main() -> None:
             f"cost per 1M predictions at {args.price_per_vcpu_hour:g} per vCPU-hour (an example price) and "
             f"{min(1.0, u):.0%} utilisation: {cost:.3f}"
         )
+
+
+def print_search(searches: dict[str, tuple[float, list[dict[str, object]]]], duration_s: float) -> None:
+    """Every paced step, then each service's sustainable rate and the ratios between them."""
+    print(f"\n== sustainable rate: paced steps of {duration_s:g} s, SLO 99% <= 50 ms, 0 errors, >= 95% delivered")
+    print(f"{'service':<18}{'offered':>9}{'req/s':>8}{'<=50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU ms/req':>12}  held")
+    for name, (_, steps) in searches.items():
+        for step in steps:
+            print(
+                f"{name:<18}{float(step['rate']):>9.0f}{float(step['req/s']):>8.0f}"  # type: ignore[arg-type]
+                f"{float(step['<=50 ms']):>9.1%}{float(step['p99 ms']):>9g}{step['errors']:>8}"  # type: ignore[arg-type]
+                f"{float(step['CPU ms/req']):>12.2f}  {'yes' if step['held'] else 'no: ' + str(step['why'])}"  # type: ignore[arg-type]
+            )
+    rates = {name: held for name, (held, _) in searches.items()}
+    print("sustainable: " + ", ".join(f"{name} {rate:g} req/s" for name, rate in rates.items()))
+    serve = rates.get("mlsys-lab serve", 0.0)
+    for other in ("naive", "floor"):
+        if rates.get(other):
+            print(f"serve / {other}: {serve / rates[other]:.2f}")
+    print(f"load average (1 min) now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,13 @@ def send(url: str, payloads: list[bytes], clients: int) -> tuple[list[float], li
     return wall, timings
 
 
-def measure_real_command(tracking_dir: Path, root: Path, payloads: list[bytes], clients: int) -> None:
+def measure_real_command(
+    tracking_dir: Path, root: Path, payloads: list[bytes], clients: int, code: Path | None = None
+) -> float:
+    """Serve, send, print; returns the server's CPU ms per request. ``code``: run that copy of ``mlsys_lab``."""
     env = {"MLSYS_LAB_TRACKING_DIR": str(tracking_dir), "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / 'real.db'}"}
+    if code is not None:  # PYTHONPATH comes before the editable install: an older copy of the package
+        env["PYTHONPATH"] = str(code)
     with run_server(env, output=root / "serve.log", wait_path="/ready") as server:
         send(server.url, payloads[:200], clients)  # warm-up: first-call costs are not the steady state
         before = capacity.process_cpu_seconds(server.process.pid)
@@ -127,9 +132,11 @@ def measure_real_command(tracking_dir: Path, root: Path, payloads: list[bytes], 
         elapsed = time.perf_counter() - clock
         cpu = capacity.process_cpu_seconds(server.process.pid) - before
     n = len(wall)
-    print(f"== mlsys-lab serve, 1 worker, decision log on: {n} requests from {clients} keep-alive clients")
+    which = "this checkout" if code is None else f"the package at {code}"
+    print(f"\n== mlsys-lab serve ({which}), 1 worker, decision log on: {n} requests from {clients} keep-alive clients")
     print(f"wall: {n / elapsed:.0f} req/s, p50 {np.percentile(wall, 50):.2f} ms, p99 {np.percentile(wall, 99):.2f} ms")
     print(f"server CPU per request: {1000 * cpu / n:.2f} ms (all threads; the stable number)")
+    print(f"load average (1 min) after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     means = {name: statistics.fmean(t[name] for t in timings) for name in STAGES}
     inside = sum(means[name] for name in STAGES[:-1])
     print(f"\n{'Server-Timing stage (mean of every answer)':<52}{'ms':>8}{'share':>8}")
@@ -139,6 +146,7 @@ def measure_real_command(tracking_dir: Path, root: Path, payloads: list[bytes], 
     print(f"  {'framework: parse, validate, deps, thread hop, JSON':<50}{rest:>8.3f}{rest / means['total']:>8.0%}")
     print(f"  {'total (app in to response start)':<50}{means['total']:>8.3f}")
     print(f"  {'client wall minus total (network, client, h11)':<50}{statistics.fmean(wall) - means['total']:>8.3f}")
+    return 1000 * cpu / n
 
 
 def categorise(root_frame: object) -> dict[str, float]:
@@ -258,12 +266,37 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="keep-alive client threads sending at once")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--profile-out", type=Path, default=None, help="pyinstrument's text tree (default: temp)")
+    parser.add_argument("--tracking-dir", type=Path, default=None, help="reuse this store (default: train one)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the real command this many times")
+    parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument run")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="a copy of an earlier mlsys_lab (its parent folder, e.g. from `git archive HEAD~1 mlsys_lab`), "
+        "measured in turn with this checkout each round, for a before/after in one run; repeatable",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-service-") as tmp:
         root = Path(tmp)
-        tracking_dir = train_store(root, args.preset)
+        tracking_dir = args.tracking_dir or train_store(root, args.preset)
         payloads = bodies(args.preset, args.requests + 200, first_id=10**9)
-        measure_real_command(tracking_dir, root, payloads, args.clients)
+        cpu: dict[str, list[float]] = defaultdict(list)
+        codes: list[Path | None] = [*args.before, None]
+        for round_ in range(args.rounds):
+            # Reverse the order on odd rounds: a machine that gets busier during a round favours no one.
+            for index, code in enumerate(codes if round_ % 2 == 0 else codes[::-1]):
+                folder = root / f"{round_}-{index}"
+                folder.mkdir()
+                name = "this checkout" if code is None else code.name
+                cpu[name].append(measure_real_command(tracking_dir, folder, payloads, args.clients, code))
+        print("\n== server CPU ms per request, each round")
+        for name, values in cpu.items():
+            rounds = " ".join(f"{v:6.2f}" for v in values)
+            print(f"  {name:<16}{rounds}   median {statistics.median(values):.2f}")
+        if args.no_profile:
+            return
         out = (args.profile_out or root / "profile.txt").resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
         measure_profiled(tracking_dir, root, payloads, args.clients, out)

@@ -278,6 +278,10 @@ class OnlineFeatureState:
         """Number of transactions held (terminal history, which reaches furthest back)."""
         return len(self._by_id)
 
+    def __contains__(self, transaction_id: object) -> bool:
+        """Whether ``transaction_id`` is in the history (observed, and not pruned since)."""
+        return transaction_id in self._by_id
+
     # -- rebuilding --------------------------------------------------------------------------------
 
     @classmethod

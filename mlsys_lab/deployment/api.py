@@ -1,9 +1,12 @@
 """The scoring routes: thin, each one validates, calls :class:`~mlsys_lab.deployment.state.ServingState`
 or :class:`~mlsys_lab.deployment.state.ModelSlot`, and shapes the answer.
 
-Endpoints are plain ``def``: scoring is CPU work plus a blocking SQLite commit, so it runs in
-Starlette's thread pool, where it cannot stall the event loop; the feature state's lock serialises
-what must be serialised (see :mod:`mlsys_lab.deployment.state`).
+The scoring endpoints are ``async def``: parsing, validation and the answer's serialisation run on
+the event loop, and only the decision itself (CPU work plus a blocking commit) goes to the feature
+state's one decision thread (:meth:`~mlsys_lab.deployment.state.ServingState.decide_async`). A plain
+``def`` endpoint took two hops into Starlette's thread pool per request (the endpoint, then the
+response validation), and with many clients each hop woke a thread that only queued for the lock.
+The other endpoints are rare and stay plain ``def``.
 """
 
 import os
@@ -70,7 +73,7 @@ def _unprocessable(loc: Sequence[str | int], message: str) -> RequestValidationE
     return RequestValidationError([{"type": "value_error", "loc": ("body", *loc), "msg": message, "input": None}])
 
 
-def _decide(
+async def _decide(
     request: Request,
     serving: ServingDep,
     model: ModelDep,
@@ -82,7 +85,7 @@ def _decide(
     # Read by the ServerTiming middleware (mlsys_lab.deployment.service) for the Server-Timing header.
     setattr(request.state, STAGE_TIMES_KEY, times)
     try:
-        return serving.decide(transactions, model, started, times)
+        return await serving.decide_async(transactions, model, started, times)
     except ConflictingTransaction as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except TooFarAhead as exc:
@@ -115,14 +118,14 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
     router = APIRouter()
     V1Batch, V2Batch = schemas.batch_models(settings.batch_limit)
 
-    def decide(
+    async def decide(
         request: Request,
         serving: ServingDep,
         model: ModelDep,
         transactions: Sequence[schemas.Transaction],
         batch: bool,
     ) -> list[Scored]:
-        scored = _decide(request, serving, model, transactions, batch)
+        scored = await _decide(request, serving, model, transactions, batch)
         if metrics is not None:
             metrics.observe_scored(scored)
         return scored
@@ -153,22 +156,22 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
         )
 
     @router.post("/v1/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
-    def score_v1(
+    async def score_v1(
         body: schemas.TransactionV1Create, serving: ServingDep, model: ModelDep, request: Request, response: Response
     ) -> schemas.ScorePublic:
         """Score one transaction (v1: naive bank-local time, amount in euros). Prefer ``/v2/score``."""
         response.headers.update(_V1_DEPRECATION)
-        return _public(decide(request, serving, model, [schemas.transaction_from_v1(body)], batch=False)[0])
+        return _public((await decide(request, serving, model, [schemas.transaction_from_v1(body)], batch=False))[0])
 
     @router.post("/v2/score", response_model=schemas.ScorePublic, tags=["score"], responses=_ERRORS)
-    def score_v2(
+    async def score_v2(
         body: schemas.TransactionV2Create, serving: ServingDep, model: ModelDep, request: Request
     ) -> schemas.ScorePublic:
         """Score one transaction (v2: timezone-aware time, integer cents and currency)."""
-        return _public(decide(request, serving, model, [schemas.transaction_from_v2(body)], batch=False)[0])
+        return _public((await decide(request, serving, model, [schemas.transaction_from_v2(body)], batch=False))[0])
 
     @router.post("/v1/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
-    def score_batch_v1(
+    async def score_batch_v1(
         body: Annotated[V1Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
         serving: ServingDep,
         model: ModelDep,
@@ -178,11 +181,11 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v1 transactions in order, with one model call."""
         response.headers.update(_V1_DEPRECATION)
         rows: list[schemas.TransactionV1Create] = body.transactions  # type: ignore[attr-defined]
-        scored = decide(request, serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
+        scored = await decide(request, serving, model, [schemas.transaction_from_v1(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post("/v2/score/batch", response_model=schemas.BatchScorePublic, tags=["score"], responses=_ERRORS)
-    def score_batch_v2(
+    async def score_batch_v2(
         body: Annotated[V2Batch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
         serving: ServingDep,
         model: ModelDep,
@@ -190,7 +193,7 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
     ) -> schemas.BatchScorePublic:
         """Score up to ``MLSYS_LAB_BATCH_LIMIT`` (256) v2 transactions in order, with one model call."""
         rows: list[schemas.TransactionV2Create] = body.transactions  # type: ignore[attr-defined]
-        scored = decide(request, serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
+        scored = await decide(request, serving, model, [schemas.transaction_from_v2(tx) for tx in rows], batch=True)
         return schemas.BatchScorePublic(results=[_public(s) for s in scored], model_version=model.info.version)
 
     @router.post(

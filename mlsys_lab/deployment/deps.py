@@ -2,8 +2,9 @@
 
 The request-path dependencies are ``async def`` although they only read attributes: FastAPI runs
 a plain ``def`` dependency in the thread pool, one hop per dependency per request, and the profile of
-``/v1/score`` showed those hops (three per request) costing more than the model call. Only the
-endpoint, which blocks on the decision log's commit, takes the hop.
+``/v1/score`` showed those hops (three per request) costing more than the model call. The scoring
+endpoints are ``async def`` too; only the decision itself, which blocks on the decision log's commit,
+leaves the event loop (for the feature state's one decision thread).
 
 Tests swap any of them with ``app.dependency_overrides[get_model] = ...``. :func:`get_model` is where
 a request captures the served model: the one read of :attr:`ModelSlot.current` per request, so a hot

@@ -85,6 +85,7 @@ import sqlalchemy as sa
 from sklearn.pipeline import Pipeline
 
 from mlsys_lab.deployment.decision_log import configure_sqlite, write_transaction
+from mlsys_lab.deployment.row_scoring import RowScorer, agrees_with, row_scorer
 from mlsys_lab.training.artifact import IntegrityError, verified_bytes
 from mlsys_lab.training.run import check_registrable_record
 from mlsys_lab.training.tracking import Tracker, TrackingSettings, quiet_mlflow
@@ -195,6 +196,8 @@ class LoadedModel:
     info: ModelVersionInfo
     pipeline: Pipeline
     _fraud_column: int = field(init=False, repr=False, compare=False, default=1)
+    #: The numpy row path (:mod:`mlsys_lab.deployment.row_scoring`), when this pipeline has one.
+    _row_scorer: RowScorer | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         classes = getattr(self.pipeline, "classes_", None)
@@ -205,6 +208,14 @@ class LoadedModel:
                 "mlsys_lab.training.train"
             )
         object.__setattr__(self, "_fraud_column", list(classes).index(1))
+        scorer = row_scorer(self.pipeline, self._fraud_column)
+        width = len(self.info.features)
+        if scorer is not None and width == getattr(self.pipeline, "n_features_in_", width):
+            # Used only where it agrees with predict_proba: on zeros, and on rows around the model's scale.
+            rng = np.random.default_rng(0)
+            probes = [np.zeros((1, width)), rng.normal(0.0, 1.0, (64, width)), rng.normal(0.0, 50.0, (64, width))]
+            if agrees_with(scorer, self.pipeline, self._fraud_column, probes):
+                object.__setattr__(self, "_row_scorer", scorer)
 
     @property
     def version(self) -> int:
@@ -228,6 +239,8 @@ class LoadedModel:
                 f"model version {self.info.version} scores rows of {len(self.info.features)} features "
                 f"({', '.join(self.info.features)}), got an array of shape {array.shape}"
             )
+        if self._row_scorer is not None:
+            return self._row_scorer(array)
         scores: npt.NDArray[np.float64] = self.pipeline.predict_proba(array)[:, self._fraud_column]
         return scores.astype(np.float64, copy=False)
 

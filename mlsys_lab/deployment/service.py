@@ -280,7 +280,7 @@ class ServerTiming:
     The route leaves a :class:`~mlsys_lab.deployment.state.StageTimes` in ``request.state``; when the
     response starts, this adds ``state``, ``features``, ``model`` and ``log`` (the decision log's
     insert and commit) and ``total``: from the request reaching the app to its response starting,
-    so it also holds body parsing, validation, the thread-pool hop and JSON serialisation. Durations
+    so it also holds body parsing, validation, the hand-off to the decision thread and JSON serialisation. Durations
     are milliseconds, as the W3C Server-Timing header wants; curl (``-i``), browsers' dev tools and
     locust's response objects show them.
     """
@@ -344,6 +344,7 @@ def create_app(
                 follower.cancel()
             metrics.close()  # this worker's live gauges leave the merged scrape
             if service.serving is not None:
+                service.serving.close()  # the decisions in flight are committed first
                 service.serving.log.close()
             limits.restore_original_limits()
 

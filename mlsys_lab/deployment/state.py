@@ -50,7 +50,9 @@ The stream's clock, and transactions dated far ahead
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import logging
 import math
 import statistics
@@ -59,6 +61,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -249,6 +252,9 @@ class ServingState:
         # a transaction; None = the served one) and a shadow scorer (called after the commit).
         self.route: Callable[[Transaction], LoadedModel | None] | None = None
         self.shadow: Callable[[Sequence[Scored], np.ndarray], None] | None = None
+        # The one thread that runs decide() for the async routes (made on first use, see decide_async).
+        self._decider: ThreadPoolExecutor | None = None
+        self._decider_lock = threading.Lock()
 
     @classmethod
     def rebuild(
@@ -386,7 +392,13 @@ class ServingState:
             if len(set(ids)) < len(ids):
                 repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1})
                 raise ConflictingTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
-            stored = self.log.scored(ids)
+            # One new transaction needs no look-up: the log's unique index is the check. A transaction the
+            # state does not hold (it holds every one committed before the catch-up, as far back as a window
+            # reaches) is almost always new; one that is in the log after all (older than every window, or
+            # committed by another worker a moment ago) fails the insert and gets the same answer below.
+            # A batch changes the state as it goes, so it must know before it starts.
+            known = len(transactions) > 1 or any(tx.transaction_id in self._state for tx in transactions)
+            stored = self.log.scored(ids) if known else {}
             _refuse_conflicts(transactions, stored)
             new = [tx for tx in transactions if tx.transaction_id not in stored]
             self._check_time(new)
@@ -413,6 +425,8 @@ class ServingState:
                     winner = self.log.scored(exc.transaction_ids).get(new[0].transaction_id)
                     if winner is not None and _same(new[0], winner):
                         return [_replayed(new[0], winner)]
+                    if winner is not None:  # decided before, for a different transaction: the usual 409
+                        _refuse_conflicts(new, {winner.transaction_id: winner})
                 raise ConflictingTransaction(
                     f"{exc}; another worker decided it at the same moment. Send the same request again to get "
                     "the stored decision"
@@ -430,6 +444,35 @@ class ServingState:
             by_id[tx.transaction_id] if tx.transaction_id in by_id else _replayed(tx, stored[tx.transaction_id])
             for tx in transactions
         ]
+
+    async def decide_async(
+        self,
+        transactions: Sequence[Transaction],
+        model: LoadedModel,
+        started: float,
+        times: StageTimes | None = None,
+    ) -> list[Scored]:
+        """:meth:`decide` on this state's own decision thread, awaited from the event loop.
+
+        Decisions are serialised by the lock anyway, so one thread does all of them: with
+        Starlette's pool (up to 40 threads) every concurrent request woke a thread that only queued
+        for the lock and the GIL, and that hand-off cost more CPU than the decision. The event loop
+        keeps parsing and answering other requests while the thread commits, so a slow disk never
+        stalls ``/health`` or ``/metrics``.
+        """
+        with self._decider_lock:
+            if self._decider is None:
+                self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlsys-lab-decide")
+            decider = self._decider
+        call = functools.partial(self.decide, transactions, model, started, times)
+        return await asyncio.get_running_loop().run_in_executor(decider, call)
+
+    def close(self) -> None:
+        """Finish the decisions in flight and stop the decision thread (the log stays open)."""
+        with self._decider_lock:
+            decider, self._decider = self._decider, None
+        if decider is not None:
+            decider.shutdown(wait=True)
 
     def _score_and_commit(
         self,

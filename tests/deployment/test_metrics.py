@@ -106,7 +106,7 @@ def test_invalid_payloads_are_counted_by_field_without_list_positions(client):
 
 def test_a_refused_decision_log_write_is_a_503_and_counted(client):
     class RefusingState:
-        def decide(self, *args: object) -> None:
+        async def decide_async(self, *args: object) -> None:
             raise sa.exc.OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
 
     client.app.dependency_overrides[get_serving] = RefusingState  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ from mlsys_lab.deployment.decision_log import DecisionLog, LogTail
 from mlsys_lab.deployment.deps import get_model
 from mlsys_lab.deployment.schemas import Transaction
 from mlsys_lab.deployment.service import create_app
-from mlsys_lab.deployment.state import ServingState, TooFarAhead
+from mlsys_lab.deployment.state import ConflictingTransaction, ServingState, TooFarAhead
 
 from .test_service_contract import FEEDBACK_TOKEN, LABELLER, TOKEN, fake_model, settings_for
 
@@ -269,6 +269,24 @@ def test_two_workers_racing_for_one_transaction_make_one_decision_and_both_answe
     decisions = DecisionLog(url).decisions()
     assert len(decisions) == 100 and decisions["transaction_id"].is_unique
     assert answers[0] == answers[1] == decisions["request_id"].tolist(), "both answers are the one stored decision"
+
+
+def test_a_transaction_older_than_every_window_gets_its_stored_decision_or_a_409(log):
+    # One new transaction is not looked up before scoring (the unique index is the check): a resent id
+    # that the state has pruned must still get the stored decision back, or the usual 409, never a second row.
+    serving = ServingState.rebuild(log, max_ahead_seconds=90 * 86_400)
+    model = fake_model()
+    old = tx(customer=1)
+    first = serving.decide([old], model, 0.0)[0]
+    for i in range(120):  # 60 days later: the stream clock moves past every window, the state prunes
+        serving.decide([tx(customer=2 + i % 7, minutes=60 * 24 * 60 + i)], model, 0.0)
+    assert old.transaction_id not in serving._state, "the test needs the old transaction pruned"
+    again = serving.decide([old], model, 0.0)[0]
+    assert again.replayed and again.request_id == first.request_id, "a retry gets the stored decision"
+    with pytest.raises(ConflictingTransaction, match="already decided for a different transaction"):
+        serving.decide([old.model_copy(update={"tx_amount": 99.0})], model, 0.0)
+    decisions = log.decisions()
+    assert len(decisions) == 121 and decisions["transaction_id"].is_unique
 
 
 # -- body size, echoes, parse errors, tokens ---------------------------------------------------------------
