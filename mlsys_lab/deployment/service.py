@@ -53,6 +53,7 @@ from mlsys_lab.deployment.deps import Service, load_model_for
 from mlsys_lab.deployment.metrics import MetricsMiddleware, ServiceMetrics, metrics_router, multiprocess_dir_from_env
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.settings import ServiceSettings
+from mlsys_lab.deployment.shedding import LoadShedding
 from mlsys_lab.deployment.state import ServingState, StageTimes
 
 __all__ = [
@@ -359,6 +360,8 @@ def create_app(
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ServerTiming)  # its total includes reading the body
+    if settings.max_in_flight:  # load shedding, off by default; inside the metrics, so 429s are counted
+        app.add_middleware(LoadShedding, limit=settings.max_in_flight)
     if settings.metrics:  # off only to measure what counting costs (benchmarks/bench_metrics.py)
         app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: 413s and 500s are counted too
     app.state.metrics = metrics

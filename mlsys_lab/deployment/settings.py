@@ -103,6 +103,12 @@ class ServiceSettings(BaseSettings):
         description="Parent of the fresh folder (serve-<pid>) where the workers of mlsys-lab serve --workers N "
         "write their metrics for one scrape to merge; removed when the server stops.",
     )
+    max_in_flight: int = Field(
+        default=0,
+        ge=0,
+        description="Load shedding: at most this many scoring requests in flight per worker, a 429 with "
+        "Retry-After above it (mlsys_lab.deployment.shedding); 0: no limit.",
+    )
     model_refresh_seconds: float | None = Field(
         default=None,
         ge=0.0,

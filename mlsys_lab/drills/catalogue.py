@@ -17,6 +17,7 @@ answer key's impact block starts with the same five numbers (:func:`_impact`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import secrets
@@ -163,6 +164,8 @@ class _Live:
             decision_log=str(self.log_path),
             server_logs=[str(s.output_path) for s in self.servers],
             notes=notes or [],
+            requests=[dataclasses.asdict(o) for o in sorted(outcomes, key=lambda o: o.index)],
+            traffic_started_wall=self.traffic.started_wall if self.traffic else 0.0,
         )
 
 
@@ -489,16 +492,28 @@ def skew(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecor
     return live.record(key, measured, outcomes, alerts, fast=fast)
 
 
-def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecord:
+#: The spike's mitigation: at most this many scoring requests in flight, a 429 with Retry-After above it
+#: (``MLSYS_LAB_MAX_IN_FLIGHT``, :mod:`mlsys_lab.deployment.shedding`). One worker scores one request at a
+#: time (the GIL, one BLAS thread), so two in flight is one being scored and one about to be: a third
+#: would only wait, and its wait is the tail the spike adds.
+SHED_IN_FLIGHT = 2
+
+
+def spike(system: DrillSystem, workdir: Path, *, fast: bool = True, max_in_flight: int = 0) -> DrillRecord:
     """Three times the rate for a bounded time; module 04's capacity model predicts the spike's p99 first.
 
     The service time comes from the server's CPU-seconds over the baseline (before the spike); the
-    prediction is M/M/1's p99 at three times the rate (one uvicorn worker, one BLAS thread).
+    prediction is M/M/1's p99 at three times the rate (one uvicorn worker, one BLAS thread). With
+    ``max_in_flight``, the server sheds load (:data:`SHED_IN_FLIGHT`): the requests it refuses are
+    answered 429 at once and counted in ``requests_shed`` (they are failures for the error budget
+    too: the client was not served).
     """
     plan = _plan(fast, rate=15.0)
     length = 3.0 if fast else 20.0
     fault_at = hidden_start(system.random_state, *plan.fault_window)
-    live = _Live(system, "spike", workdir)
+    kind = "spike_mitigated" if max_in_flight else "spike"
+    shedding = {"max_in_flight": str(max_in_flight)} if max_in_flight else {}
+    live = _Live(system, kind, workdir, **shedding)
     predicted: dict[str, float] = {}
     times = schedule([(0.0, plan.rate), (fault_at, 3 * plan.rate), (fault_at + length, plan.rate)], plan.duration_s)
     try:
@@ -521,7 +536,7 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
     measured_p99 = float(np.percentile(latencies, 99)) if latencies.size else math.nan
     failed = sum(not o.ok for o in outcomes)
     key = AnswerKey(
-        kind="spike",
+        kind=kind,
         root_cause="traffic_above_capacity",
         start_s=fault_at,
         start_utc=utc(wall + fault_at),
@@ -532,6 +547,7 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
             spike_rate=3 * plan.rate,
             spike_s=length,
             requests_in_spike=len(during),
+            requests_shed=sum(o.status == 429 for o in outcomes),
             measured_p99_ms=measured_p99,
         ),
     )
@@ -540,9 +556,33 @@ def spike(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillReco
     notes = [
         "the load generator shares the cores with the server: the measured p99 includes the generator's own delay",
     ]
+    if max_in_flight:
+        notes.append(f"mitigation: load shedding, at most {max_in_flight} scoring requests in flight (429 above)")
     alerts = failure_alerts(outcomes, plan.duration_s)
     measured["acknowledged"] = acknowledged
+    measured["max_in_flight"] = max_in_flight
     return live.record(key, measured, outcomes, alerts, fast=fast, notes=notes)
+
+
+#: What the spike's mitigation is compared on: the as-is run's numbers join the mitigated run's key.
+SPIKE_COMPARED = ("requests_failed", "requests_shed", "error_budget_burnt", "measured_p99_ms", "decisions_lost")
+
+
+def spike_mitigated(system: DrillSystem, workdir: Path, *, fast: bool = True) -> DrillRecord:
+    """The spike twice, at the same hidden time: as it is, then with load shedding (:data:`SHED_IN_FLIGHT`).
+
+    The record is the mitigated run's; its answer key also holds the as-is run's impact under
+    ``as_is_<name>`` for :data:`SPIKE_COMPARED`, so that "did the mitigation help, and what did it
+    cost" is read from one key: shed requests fail fast instead of queueing, so the served requests'
+    p99 should fall while requests_failed rises by what was shed.
+    """
+    as_is = spike(system, workdir / "as_is", fast=fast)
+    mitigated = spike(system, workdir / "shedding", fast=fast, max_in_flight=SHED_IN_FLIGHT)
+    key = mitigated.answer_key
+    both = {**key.impact, **{f"as_is_{name}": as_is.answer_key.impact[name] for name in SPIKE_COMPARED}}
+    mitigated.answer_key = dataclasses.replace(key, impact=both)
+    mitigated.notes.append(f"the as-is run's record: {as_is.decision_log} (its key's numbers are as_is_* here)")
+    return mitigated
 
 
 #: Decisions per watchdog window in the blocking drill (the watchdog's ``min_decisions``).
@@ -844,6 +884,7 @@ DRILLS: dict[str, Callable[..., DrillRecord]] = {
     "log_unwritable": log_unwritable,
     "skew": skew,
     "spike": spike,
+    "spike_mitigated": spike_mitigated,
     "blocking_good_customers": blocking_good_customers,
     "concept_drift": concept_drift,
 }

@@ -25,6 +25,8 @@ class DrillName(StrEnum):
     blocking_good_customers = "blocking_good_customers"
     corrupt_model_unpicklable = "corrupt_model_unpicklable"
     corrupt_model_nan = "corrupt_model_nan"
+    spike_mitigated = "spike_mitigated"
+    concept_drift = "concept_drift"
 
 
 @app.command()

@@ -1,15 +1,10 @@
 """What a learner diagnoses a drill from: its record, every request the load generator sent, and the decision log.
 
-A :class:`~mlsys_lab.drills.record.DrillRecord` summarises the load generator's run (counts by
-status, p50, p99); a diagnosis needs each request: which transaction, when it was meant to leave,
-when its answer (or error) came back, and its ``request_id``. :func:`run_with_evidence` runs one
-drill of :mod:`~mlsys_lab.drills.catalogue` and keeps the per-request log of the drill's
-:class:`~mlsys_lab.drills.traffic.Traffic` beside the record, with the decision log read back
-after the servers stopped.
-
-How the requests are kept: while the drill runs, the catalogue's ``Traffic`` name points at a
-subclass that remembers its instances (one lock, restored in ``finally``). That is a stopgap until
-the record itself carries the generator's per-request log; the drills are not changed by it.
+A :class:`~mlsys_lab.drills.record.DrillRecord` keeps the load generator's own log, one row per
+request: which transaction, when it was meant to leave, when its answer (or error) came back, and
+its ``request_id``. :func:`run_with_evidence` runs one drill of :mod:`~mlsys_lab.drills.catalogue`
+and turns that log into a frame, beside the decision log read back after the servers stopped;
+:func:`evidence_of` does the same for a record already made.
 
 Times are seconds from the traffic's start (the answer key's clock); :meth:`Evidence.utc` turns
 one into a wall-clock timestamp for a postmortem's timeline.
@@ -17,11 +12,8 @@ one into a wall-clock timestamp for a postmortem's timeline.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
-import threading
-from collections.abc import Iterator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +24,11 @@ from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.drills import catalogue
 from mlsys_lab.drills.record import DrillRecord
 from mlsys_lab.drills.runner import DrillSystem
-from mlsys_lab.drills.traffic import Outcome, Traffic
+from mlsys_lab.drills.traffic import REQUEST_COLUMNS
 
-__all__ = ["REQUEST_COLUMNS", "Evidence", "requests_frame", "run_with_evidence"]
+__all__ = ["REQUEST_COLUMNS", "Evidence", "evidence_of", "requests_frame", "run_with_evidence"]
 
 logger = logging.getLogger(__name__)
-_PATCH_LOCK = threading.Lock()
-#: The columns of :attr:`Evidence.requests`, one row per request the generator sent.
-REQUEST_COLUMNS = tuple(f.name for f in dataclasses.fields(Outcome))
 
 
 @dataclass(frozen=True)
@@ -80,49 +69,41 @@ class Evidence:
         return self.started_utc + pd.Timedelta(seconds=float(seconds))
 
 
-def requests_frame(outcomes: list[Outcome]) -> pd.DataFrame:
-    """The generator's outcomes as a frame with :data:`REQUEST_COLUMNS`, in index (send) order."""
-    rows = [dataclasses.asdict(o) for o in sorted(outcomes, key=lambda o: o.index)]
-    return pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
+def requests_frame(requests: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A record's per-request log as a frame with :data:`REQUEST_COLUMNS`, in index (send) order."""
+    frame = pd.DataFrame(list(requests), columns=list(REQUEST_COLUMNS))
+    return frame.sort_values("index", kind="stable").reset_index(drop=True)
 
 
-@contextlib.contextmanager
-def _kept_traffic() -> Iterator[list[Traffic]]:
-    kept: list[Traffic] = []
+def evidence_of(record: DrillRecord) -> Evidence:
+    """The evidence of a drill that ran: its record's request log as a frame, and its decision log read back.
 
-    class KeptTraffic(Traffic):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            kept.append(self)
-
-    # One drill at a time per process: the name is the catalogue module's, shared by every caller.
-    with _PATCH_LOCK:
-        original = catalogue.Traffic
-        catalogue.Traffic = KeptTraffic  # type: ignore[misc]
-        try:
-            yield kept
-        finally:
-            catalogue.Traffic = original  # type: ignore[misc]
+    Raises
+    ------
+    ValueError
+        For a record with no request log (a drill in simulated time sends no traffic).
+    """
+    if not record.requests or not record.decision_log:
+        raise ValueError(
+            f"drill {record.kind!r} recorded no requests and no decision log: it ran in simulated time, "
+            "so there is no request-level evidence; read its record (alerts, measured) instead"
+        )
+    log = DecisionLog(f"sqlite:///{record.decision_log}")
+    try:
+        decisions = log.decisions()
+    finally:
+        log.close()
+    requests = requests_frame(record.requests)
+    logger.debug("drill %s: %d requests, %d decisions", record.kind, len(requests), len(decisions))
+    return Evidence(record, requests, decisions, pd.Timestamp(record.traffic_started_wall, unit="s", tz="UTC"))
 
 
 def run_with_evidence(kind: str, system: DrillSystem, workdir: Path, *, fast: bool = True) -> Evidence:
-    """Run drill ``kind`` (:func:`~mlsys_lab.drills.catalogue.run_drill`) and keep its per-request evidence.
+    """Run drill ``kind`` (:func:`~mlsys_lab.drills.catalogue.run_drill`) and return its evidence (:func:`evidence_of`).
 
     Raises
     ------
     ValueError
         For an unknown or unavailable drill (from ``run_drill``), or a drill that sent no traffic.
     """
-    with _kept_traffic() as kept:
-        record = catalogue.run_drill(kind, system, workdir, fast=fast)
-    if len(kept) != 1:
-        raise ValueError(f"drill {kind!r} ran {len(kept)} load generators; expected exactly one")
-    (traffic,) = kept
-    log = DecisionLog(f"sqlite:///{record.decision_log}")
-    try:
-        decisions = log.decisions()
-    finally:
-        log.close()
-    started = pd.Timestamp(traffic.started_wall, unit="s", tz="UTC")
-    logger.debug("drill %s: %d requests, %d decisions", kind, len(traffic.outcomes), len(decisions))
-    return Evidence(record, requests_frame(traffic.outcomes), decisions, started)
+    return evidence_of(catalogue.run_drill(kind, system, workdir, fast=fast))

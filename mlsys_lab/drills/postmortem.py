@@ -17,15 +17,24 @@ A postmortem is a plain dict (what a learner writes in a notebook cell)::
 :func:`score_postmortem` checks the timeline against the answer key and the monitoring's own
 detection time, the impact numbers against the key (exact counts, as the logs give them), the
 detection delay, the root cause, and that at least one action item links a test that passes on the
-clean system and **fails under the drill's own fault**: the ML Test Score item whose grader fault
-reproduces the drill (:data:`DRILL_FAULT_ITEMS`). The narrative and the actions' quality stay with
-a person.
+clean system and **fails under the drill's own fault**. Two kinds of fault, two kinds of test:
+
+- a drill whose fault a grader fault reproduces (:data:`DRILL_FAULT_ITEMS`: the skew drill and
+  cents read as euros, item MON3) links an ML Test Score test, ``test(system)``, run on the clean
+  system and under that fault (:func:`~mlsys_lab.drills.ml_test_score.catches`);
+- any other drill (a crash, a read-only log, a spike) links an **evidence test**,
+  ``test(evidence)``: a check on the drill's own logs, such as "no outage longer than a second".
+  It must pass on the evidence before the fault (:func:`evidence_before`, the same system on a
+  normal day) and fail on the whole drill's evidence.
+
+The narrative and the actions' quality stay with a person.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -35,7 +44,7 @@ from mlsys_lab.drills.diagnosis import IMPACT_FIELDS, Tolerances, Verdict, _clos
 from mlsys_lab.drills.evidence import Evidence
 from mlsys_lab.drills.record import ROOT_CAUSES
 
-__all__ = ["DRILL_FAULT_ITEMS", "score_postmortem"]
+__all__ = ["DRILL_FAULT_ITEMS", "evidence_before", "score_postmortem"]
 
 #: Drill -> the ML Test Score items whose grader fault is the drill's fault (a test that catches it is linked).
 DRILL_FAULT_ITEMS: dict[str, tuple[str, ...]] = {"skew": ("MON3",)}
@@ -70,7 +79,54 @@ def _detected_at_s(evidence: Evidence) -> float:
     return min(fired, default=math.nan)
 
 
-def _action_items(postmortem: Mapping[str, Any], drill: str, system: Mapping[str, Any] | None) -> Verdict:
+def evidence_before(evidence: Evidence, seconds: float) -> Evidence:
+    """The evidence cut to what had happened ``seconds`` after the traffic started (answers back by then).
+
+    Before a drill's fault this is the system on a normal day: an evidence test linked to an
+    action item must pass on it, and fail on the whole drill.
+    """
+    requests = evidence.requests[evidence.requests["done_s"] < seconds]
+    decisions = evidence.decisions
+    if "decided_at" in decisions.columns and len(decisions):
+        decisions = decisions[decisions["decided_at"] < evidence.utc(seconds)]
+    return dataclasses.replace(evidence, requests=requests.reset_index(drop=True), decisions=decisions)
+
+
+def _evidence_test_catches(linked: list[Callable[..., Any]], drill: str, evidence: Evidence) -> Verdict:
+    start_s = evidence.record.answer_key.start_s
+    notes = []
+    for test in linked:
+        name = getattr(test, "__name__", repr(test))
+        verdicts: list[bool | None] = []
+        for label, run_on in (("before the fault", evidence_before(evidence, start_s)), ("on the drill", evidence)):
+            try:
+                test(run_on)
+                verdicts.append(True)
+            except AssertionError:
+                verdicts.append(False)
+            except Exception as exc:  # a test that crashes proves nothing either way
+                verdicts.append(None)
+                notes.append(f"{name} raised {type(exc).__name__} {label}: {exc}")
+        clean, drilled = verdicts
+        if clean is True and drilled is False:
+            return Verdict(
+                "action_items", True, f"action_items: {name} passes before the fault and fails on the {drill} drill"
+            )
+        if clean is False:
+            notes.append(f"{name} fails before the fault already (on the normal part of the traffic)")
+        elif clean is True and drilled is True:
+            notes.append(f"{name} passes on the {drill} drill too: it cannot catch a repeat")
+    return Verdict(
+        "action_items",
+        False,
+        f"action_items: no linked test(evidence) passes before the fault and fails on the {drill} drill: "
+        + "; ".join(notes),
+    )
+
+
+def _action_items(
+    postmortem: Mapping[str, Any], drill: str, system: Mapping[str, Any] | None, evidence: Evidence
+) -> Verdict:
     items = postmortem.get("action_items") or []
     linked: list[ml_test_score.LearnerTest] = [
         item["test"] for item in items if isinstance(item, Mapping) and callable(item.get("test"))
@@ -79,7 +135,7 @@ def _action_items(postmortem: Mapping[str, Any], drill: str, system: Mapping[str
         return Verdict("action_items", False, "action_items: no action item links a test (a callable under 'test')")
     wanted = DRILL_FAULT_ITEMS.get(drill, ())
     if not wanted:
-        return Verdict("action_items", True, f"action_items: a test is linked; no grader fault reproduces {drill}")
+        return _evidence_test_catches(linked, drill, evidence)
     if system is None:
         raise ValueError("score_postmortem needs the system (ml_test_score.reference_system()) to run linked tests")
     notes = []
@@ -156,5 +212,5 @@ def score_postmortem(
         expected = float(value)
         tolerance = tol.budget_abs if name == "error_budget_burnt" else max(tol.count_abs, tol.count_rel * expected)
         verdicts.append(_close(f"impact.{name}", impact.get(name), expected, tolerance))
-    verdicts.append(_action_items(postmortem, drill or key.kind, system))
+    verdicts.append(_action_items(postmortem, key.kind, system, evidence))  # the evidence's fault, whatever was named
     return verdicts

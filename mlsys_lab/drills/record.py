@@ -65,7 +65,11 @@ class DrillRecord:
     ``scrapes`` are ``{"t": seconds, "path": ..., "status": ..., "body": ...}`` rows from polling
     ``/ready``, ``/health`` and, when the server has it, ``/metrics``; ``alerts`` the alert log the
     monitoring rules produced over the drill; ``registry_history`` the alias moves; ``load`` the
-    load generator's summary; ``measured`` what the drill measured, in the answer key's terms.
+    load generator's summary; ``measured`` what the drill measured, in the answer key's terms;
+    ``requests`` the load generator's own log, one dict per request it sent
+    (:data:`~mlsys_lab.drills.traffic.REQUEST_COLUMNS`, in send order; empty for a drill in simulated
+    time), and ``traffic_started_wall`` the ``time.time()`` its clock starts from: every ``*_s`` in
+    the record is seconds after it.
     """
 
     kind: str
@@ -80,6 +84,8 @@ class DrillRecord:
     decision_log: str = ""
     server_logs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    traffic_started_wall: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the whole record."""

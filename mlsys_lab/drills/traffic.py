@@ -13,6 +13,7 @@ request, so a restarted server on a new port (a load balancer's view) takes over
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-__all__ = ["Outcome", "Target", "Traffic", "schedule"]
+__all__ = ["REQUEST_COLUMNS", "Outcome", "Target", "Traffic", "schedule"]
 
 
 class Target:
@@ -63,6 +64,10 @@ class Outcome:
     @property
     def latency_ms(self) -> float:
         return (self.done_s - self.intended_s) * 1000
+
+
+#: The fields of one request in a drill's record (:attr:`~mlsys_lab.drills.record.DrillRecord.requests`).
+REQUEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Outcome))
 
 
 def schedule(rates: Sequence[tuple[float, float]], duration_s: float) -> np.ndarray:

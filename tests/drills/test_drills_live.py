@@ -75,6 +75,28 @@ def test_spike_runs_three_times_the_rate_and_scores_the_capacity_prediction(dril
     assert key.impact["decisions_lost"] == 0
 
 
+def test_the_spike_with_load_shedding_fails_only_by_429_and_holds_the_as_is_run_in_its_key(drill_system, tmp_path):
+    from mlsys_lab.drills.catalogue import SHED_IN_FLIGHT, SPIKE_COMPARED
+
+    record = run_drill("spike_mitigated", drill_system, tmp_path)
+    key, got = record.answer_key, record.measured
+    assert key.kind == record.kind == "spike_mitigated" and got["max_in_flight"] == SHED_IN_FLIGHT
+    assert {f"as_is_{name}" for name in SPIKE_COMPARED} <= set(key.impact)
+    assert key.impact["as_is_requests_shed"] == 0, "the service sheds nothing unless MLSYS_LAB_MAX_IN_FLIGHT is set"
+    # Whether 45 requests/s overload one worker depends on the machine: what shedding promises does not.
+    failed = [r for r in record.requests if r["status"] != 200]
+    assert all(r["status"] == 429 and "MLSYS_LAB_MAX_IN_FLIGHT" in r["error"] for r in failed), failed[:3]
+    assert key.impact["requests_failed"] == key.impact["requests_shed"] == len(failed)
+    assert key.impact["decisions_lost"] == key.impact["as_is_decisions_lost"] == 0
+    log = DecisionLog(f"sqlite:///{record.decision_log}")
+    try:
+        logged = set(log.decisions()["transaction_id"])
+    finally:
+        log.close()
+    assert not {r["transaction_id"] for r in failed} & logged, "a shed request decided nothing"
+    assert len(logged) == sum(r["status"] == 200 for r in record.requests)
+
+
 def test_unknown_kinds_are_refused_with_the_choices(drill_system, tmp_path):
     assert not SKIPPED, "every drill of the issue runs now"
     with pytest.raises(ValueError, match="choose one of"):

@@ -119,3 +119,56 @@ def test_a_missing_impact_number_is_wrong_and_the_system_is_required_for_linked_
     assert verdicts({**RIGHT, "impact": impact}, system)["impact.error_budget_burnt"][0] is False
     with pytest.raises(ValueError, match="needs the system"):
         score_postmortem(RIGHT, EVIDENCE)
+
+
+def _crash_evidence() -> Evidence:
+    """Ten requests a second for 8 s; the server is killed at 3.0 s and serves again from 5.0 s."""
+    sent = np.arange(0.0, 8.0, 0.1)
+    down = (sent >= 3.0) & (sent < 5.0)
+    requests = pd.DataFrame(
+        {
+            "index": np.arange(len(sent)),
+            "transaction_id": np.arange(len(sent)),
+            "intended_s": sent,
+            "sent_s": sent,
+            "done_s": sent + np.where(down, 0.05, 0.01),
+            "status": np.where(down, 0, 200),
+            "error": np.where(down, "ConnectError", ""),
+            "request_id": [f"r{i}" if not d else "" for i, d in enumerate(down)],
+            "decision": False,
+            "score": 0.01,
+        },
+        columns=list(REQUEST_COLUMNS),
+    )
+    key = AnswerKey("api_crash", "process_crash", 3.0, (STARTED + pd.Timedelta(seconds=3.0)).isoformat(), {})
+    record = DrillRecord(kind="api_crash", fast=True, random_state=0, answer_key=key, measured={}, load={}, alerts=[])
+    decisions = pd.DataFrame({"request_id": requests.request_id[requests.status == 200]})
+    return Evidence(record, requests, decisions, STARTED)
+
+
+def no_outage_over_a_second(evidence):
+    failed = evidence.requests[evidence.requests.status != 200]
+    assert failed.empty or failed.done_s.max() - failed.done_s.min() <= 1.0
+
+
+def some_requests_were_sent(evidence):  # true on any day: it cannot catch a repeat
+    assert len(evidence.requests) >= 0
+
+
+def more_than_a_thousand_requests(evidence):  # fails on a normal day already: it tells nothing about the fault
+    assert len(evidence.requests) > 1_000
+
+
+@pytest.mark.parametrize(
+    ("test", "ok", "words"),
+    [
+        (no_outage_over_a_second, True, "passes before the fault and fails on the api_crash drill"),
+        (some_requests_were_sent, False, "passes on the api_crash drill too"),
+        (more_than_a_thousand_requests, False, "fails before the fault already"),
+        (cents_become_euros, False, "raised TypeError"),
+    ],
+)
+def test_a_crash_postmortem_links_an_evidence_test_that_passes_before_the_fault_and_fails_on_the_drill(test, ok, words):
+    postmortem = {"drill": "api_crash", "action_items": [{"action": "a second replica", "test": test}]}
+    (got,) = [v for v in score_postmortem(postmortem, _crash_evidence()) if v.field == "action_items"]
+    assert got.ok is ok and words in got.reason, got.reason

@@ -143,3 +143,141 @@ POSTMORTEM = {
     },
     "action_items": [{"action": "be more careful with units", "owner": "everyone"}],
 }
+
+
+# %% correct: the postmortem of drill 1 instead, with an evidence test that passes before the kill and fails on it
+def test_no_outage_over_half_a_second(evidence):
+    assert outage_window(evidence.requests)["recovery_s"] <= 0.5
+
+
+crash_window = outage_window(crash.requests)
+detected = float(crash.alerts.fired_at_s.min())
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {
+        "started": crash.utc(crash_window["first_failure_s"]).isoformat(),
+        "detected": crash.utc(detected).isoformat(),
+    },
+    "detection_delay_s": detected - crash_window["first_failure_s"],
+    "root_cause": "process_crash",
+    "impact": {**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+    "action_items": [
+        {
+            "action": "a second replica behind the balancer",
+            "owner": "platform",
+            "test": test_no_outage_over_half_a_second,
+        }
+    ],
+}
+
+
+# %% correct: drill 1 from its own columns, the recovery time given too
+def test_every_second_has_a_200(evidence):
+    assert outage_window(evidence.requests)["recovery_s"] == 0, "a stretch of traffic got no answer"
+
+
+failed = crash.requests[crash.requests.status != 200]
+start = float(failed.done_s.min())
+fired = min(a["fired_at_s"] for a in crash.record.alerts)
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {"started": crash.utc(start), "detected": crash.utc(fired)},
+    "detection_delay_s": fired - start,
+    "root_cause": "process_crash",
+    "impact": {
+        "requests_failed": len(failed),
+        "decisions_lost": len(
+            set(crash.requests.request_id[crash.requests.status == 200]) - set(crash.decisions.request_id)
+        ),
+        "good_customers_blocked": 0,
+        "error_budget_burnt": len(failed) / (0.01 * len(crash.requests)),
+        "recovery_s": outage_window(crash.requests)["recovery_s"],
+    },
+    "action_items": [
+        {
+            "action": "alert when a second passes with no 200",
+            "owner": "on-call",
+            "test": test_every_second_has_a_200,
+        }
+    ],
+}
+
+
+# %% wrong: drill 1's action item links a test that passes on the crash too
+def test_requests_were_logged(evidence):
+    assert len(evidence.requests) >= 0
+
+
+crash_window = outage_window(crash.requests)
+detected = float(crash.alerts.fired_at_s.min())
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {
+        "started": crash.utc(crash_window["first_failure_s"]).isoformat(),
+        "detected": crash.utc(detected).isoformat(),
+    },
+    "detection_delay_s": detected - crash_window["first_failure_s"],
+    "root_cause": "process_crash",
+    "impact": {**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+    "action_items": [{"action": "keep logging", "owner": "platform", "test": test_requests_were_logged}],
+}
+
+
+# %% wrong: drill 1's postmortem links the skew drill's MON3 test, which says nothing about a crash
+crash_window = outage_window(crash.requests)
+detected = float(crash.alerts.fired_at_s.min())
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {
+        "started": crash.utc(crash_window["first_failure_s"]).isoformat(),
+        "detected": crash.utc(detected).isoformat(),
+    },
+    "detection_delay_s": detected - crash_window["first_failure_s"],
+    "root_cause": "process_crash",
+    "impact": {**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+    "action_items": [{"action": "schema contract test", "owner": "API", "test": test_v2_cents_are_v1_euros}],
+}
+
+
+# %% wrong: drill 1's timeline from drill 2's evidence clock
+def test_no_outage_over_half_a_second(evidence):
+    assert outage_window(evidence.requests)["recovery_s"] <= 0.5
+
+
+crash_window = outage_window(crash.requests)
+detected = float(crash.alerts.fired_at_s.min())
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {
+        "started": drift.utc(crash_window["first_failure_s"]).isoformat(),
+        "detected": drift.utc(detected).isoformat(),
+    },
+    "detection_delay_s": detected - crash_window["first_failure_s"],
+    "root_cause": "process_crash",
+    "impact": {**incident_impact(crash.requests, crash.decisions), "good_customers_blocked": 0},
+    "action_items": [{"action": "a second replica", "owner": "platform", "test": test_no_outage_over_half_a_second}],
+}
+
+
+# %% wrong: drill 1's error budget taken as the SLO's share of the requests, not (1 - slo) of them
+def test_no_outage_over_half_a_second(evidence):
+    assert outage_window(evidence.requests)["recovery_s"] <= 0.5
+
+
+crash_window = outage_window(crash.requests)
+detected = float(crash.alerts.fired_at_s.min())
+POSTMORTEM = {
+    "drill": "api_crash",
+    "timeline": {
+        "started": crash.utc(crash_window["first_failure_s"]).isoformat(),
+        "detected": crash.utc(detected).isoformat(),
+    },
+    "detection_delay_s": detected - crash_window["first_failure_s"],
+    "root_cause": "process_crash",
+    "impact": {
+        **incident_impact(crash.requests, crash.decisions),
+        "error_budget_burnt": int((crash.requests.status != 200).sum()) / (0.99 * len(crash.requests)),
+        "good_customers_blocked": 0,
+    },
+    "action_items": [{"action": "a second replica", "owner": "platform", "test": test_no_outage_over_half_a_second}],
+}
