@@ -4,7 +4,8 @@
 Every STALL_EVERY-th request blocks the event loop for STALL_S seconds (``time.sleep``, on purpose:
 the whole server freezes, as in a stop-the-world pause or a lock held too long), so every request in
 flight or arriving meanwhile waits too. STALL_EVERY 0 never stalls. ``/v1/score`` with
-``"transaction_id"`` divisible by 1000 answers 503, to make failures on demand.
+``"transaction_id"`` divisible by 1000 answers 503, to make failures on demand. ``GET /arrivals``
+lists when each ``/v1/score`` request arrived (``time.monotonic()`` seconds), to test arrival patterns.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from starlette.routing import Route
 
 STALL_EVERY, STALL_S = 0, 0.0
 _count = 0
+_arrivals: list[float] = []
 
 
 async def score(request: Request) -> JSONResponse:
     global _count
+    _arrivals.append(time.monotonic())
     _count += 1
     if STALL_EVERY and _count % STALL_EVERY == 0:
         time.sleep(STALL_S)
@@ -38,7 +41,13 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "alive", "requests": _count})
 
 
-app = Starlette(routes=[Route("/v1/score", score, methods=["POST"]), Route("/health", health)])
+async def arrivals(request: Request) -> JSONResponse:
+    return JSONResponse(_arrivals)
+
+
+app = Starlette(
+    routes=[Route("/v1/score", score, methods=["POST"]), Route("/health", health), Route("/arrivals", arrivals)]
+)
 
 if __name__ == "__main__":
     port, STALL_EVERY, STALL_S = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])

@@ -5,12 +5,14 @@ Counts are checked against locust's own JSON; no timing is a pass/fail condition
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mlsys_lab.load import runner, scenarios
@@ -107,3 +109,22 @@ def test_a_distributed_run_with_two_workers_sends_each_request_once_and_merges_t
     in_json = sum(e["num_requests"] for e in json.loads((run / "locust.json").read_text()))
     assert in_json <= 600 and (in_json == 600) == (result.notes == ()), result.notes
     assert "--master-bind-host 127.0.0.1" in (run / "command.txt").read_text()
+
+
+@pytest.mark.slow
+def test_paced_users_spawned_together_do_not_send_in_lockstep(
+    stall_server: Callable[[int, float], str], pool_file: Path, tmp_path: Path
+) -> None:
+    # Locust starts floor(spawn_rate) users at one instant, and its constant_throughput keeps each user
+    # on the phase of its creation: 10 users spawned at once sent their requests in bursts of 10 for the
+    # whole run (about 90% of arrivals within 2 ms of the one before), and they queued behind each
+    # other in the server. Each user now starts from its own random phase.
+    url = stall_server(0, 0.0)
+    scenario = scenarios.steady(10, 3, rate=50, ramp_up_s=1)  # spawn rate 10: all ten users in one batch
+    result = runner.run_locust(url, scenario, tmp_path / "run", pool=pool_file)
+    arrivals = sorted(httpx.get(f"{url}/arrivals", timeout=10).json())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    bunched = sum(gap < 0.002 for gap in gaps) / len(gaps)
+    assert result.requests == len(arrivals) >= 100
+    # Ten random phases in a 200 ms period leave about 10% of gaps under 2 ms; lockstep left about 90%.
+    assert bunched < 0.5, f"{bunched:.0%} of {len(arrivals)} requests arrived within 2 ms of another: lockstep"
