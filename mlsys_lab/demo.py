@@ -415,14 +415,15 @@ def run_demo(
     production, truth = None, None
     if maintenance is not None and deployment is not None:
         # Module 05 again, over the production days the loop wrote (the days whose features were full):
-        # the reference is their first week, and the truth is the loop's card-testing start.
+        # the reference is their first week, and the truth is the loop's card-testing start. Only those
+        # days are read (the log's index on the transactions' time), not the replay before them.
         clock = time.perf_counter()
         origin = pd.Timestamp(config.start_date)
         production = monitor_log(
             f"sqlite:///{deployment.decision_log}",
             reference_days=7,
-            skip_days=maintenance.start_day - deployment.history_days[0],
             origin=str(origin.date()),
+            read_from=origin + pd.Timedelta(days=maintenance.start_day),
         )
         truth = {"card testing (a new fraud pattern)": origin + pd.Timedelta(days=maintenance.drift_day)}
         seconds["production_monitor"] = time.perf_counter() - clock

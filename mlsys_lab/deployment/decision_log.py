@@ -619,18 +619,29 @@ class DecisionLog:
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def decisions(self, *, since_id: int = 0, limit: int | None = None, with_features: bool = False) -> pd.DataFrame:
+    def decisions(
+        self,
+        *,
+        since_id: int = 0,
+        limit: int | None = None,
+        with_features: bool = False,
+        since: dt.datetime | str | None = None,
+    ) -> pd.DataFrame:
         """Decisions with ``id > since_id``, in id (commit) order, at most ``limit`` of them.
 
         Columns: ``id``, ``request_id``, ``decided_at`` (UTC), ``transaction_id``, ``customer_id``,
         ``terminal_id``, ``tx_datetime``, ``tx_amount``, ``model_version``, ``score``, ``decision``,
         ``threshold``, ``latency_ms``, ``schema_version``; and ``features`` (dicts) with
-        ``with_features=True``. To tail the log, pass the largest ``id`` seen so far.
+        ``with_features=True``. To tail the log, pass the largest ``id`` seen so far. ``since`` keeps
+        only transactions at or after that time (the transactions' clock, as in :meth:`history_frame`):
+        a job that looks at recent days reads them through the ``tx_datetime`` index, not the whole log.
         """
         columns = [_decisions.c[name] for name in _DECISION_COLUMNS]
         if with_features:
             columns.append(_decisions.c.features)
         query = sa.select(*columns).where(_decisions.c.id > int(since_id)).order_by(_decisions.c.id)
+        if since is not None:
+            query = query.where(_decisions.c.tx_datetime >= _utc_naive(since))
         if limit is not None:
             query = query.limit(int(limit))
         with self._reading() as connection:

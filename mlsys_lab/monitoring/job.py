@@ -160,11 +160,13 @@ def default_rules(recall_rule: RecallDropRule | None = None) -> list[ThresholdRu
     ]
 
 
-def _frames(log: DecisionLog) -> pd.DataFrame:
-    decisions = log.decisions(with_features=True)
+def _frames(log: DecisionLog, since: pd.Timestamp | None = None, origin: str = "2018-04-01") -> pd.DataFrame:
+    decisions = log.decisions(with_features=True, since=since)
     if decisions.empty:
-        raise MonitorInputError(f"the decision log {log!r} holds no decisions: nothing to monitor", param="LOG")
-    history = log.history_frame()[["transaction_id", "tx_time_seconds", "tx_fraud", "tx_label_seconds"]]
+        where = "" if since is None else f" on or after {since:%Y-%m-%d %H:%M}"
+        raise MonitorInputError(f"the decision log {log!r} holds no decisions{where}: nothing to monitor", param="LOG")
+    history = log.history_frame(origin=origin, since=since)
+    history = history[["transaction_id", "tx_time_seconds", "tx_fraud", "tx_label_seconds"]]
     features = pd.DataFrame(list(decisions["features"]), index=decisions.index)
     missing = [name for name in FEATURE_COLUMNS if name not in features.columns]
     if missing:
@@ -328,6 +330,7 @@ def monitor_log(
     as_of: pd.Timestamp | str | None = None,
     since: pd.Timestamp | str | None = None,
     origin: str = "2018-04-01",
+    read_from: pd.Timestamp | str | None = None,
 ) -> MonitoringReport:
     """Run the monitoring job over the decision log at ``url`` (any SQLAlchemy URL).
 
@@ -350,12 +353,23 @@ def monitor_log(
         Report only the days from this date on (the reference is still the log's first days).
     origin : str
         Day 0 of the transactions' clock (the simulator's default start date).
+    read_from : timestamp, optional
+        Read only the decisions (and their labels) from this time on, through the log's index on
+        the transactions' time: the days before it are not read at all, so ``skip_days`` and the
+        reference count from here. For a job over the newest weeks of a long log: the demo's
+        production monitor reads the loop's days, not the replay before them. A monitored day's
+        statistics read the reference and the matured-recall window that ends ``lag_days`` before
+        it (``window_days`` long): with ``reference_days >= window_days + lag_days - 1`` (7 with the
+        default :class:`~mlsys_lab.monitoring.performance.RecallDropRule`) that window never reaches
+        before the reference, so reading from the first reference day gives the table that a
+        whole-log read skipping the days before it gives.
     """
     start = pd.Timestamp(origin)
     as_of_time, since_time = _timestamp(as_of, "--as-of"), _timestamp(since, "--since")
+    read_time = _timestamp(read_from, "read_from")
     log = DecisionLog(url)
     try:
-        frame = _frames(log)
+        frame = _frames(log, read_time, origin)
     finally:
         log.close()
     as_of_seconds = None if as_of_time is None else int((as_of_time - start) / pd.Timedelta(seconds=1))

@@ -149,3 +149,36 @@ def test_a_bug_inside_the_job_is_not_reported_as_a_bad_argument(control, monkeyp
     result = CliRunner().invoke(app, ["monitor", str(control)])
     assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
     assert "Invalid value" not in result.output, result.output
+
+
+def test_the_decisions_since_a_time_are_exactly_the_logs_rows_from_then_on(control):
+    log = DecisionLog(f"sqlite:///{control}")
+    try:
+        since = ORIGIN + pd.Timedelta(days=FIRST_DAY + 2, hours=12)
+        everything = log.decisions(with_features=True)
+        recent = log.decisions(with_features=True, since=since)
+    finally:
+        log.close()
+    expected = everything[everything["tx_datetime"] >= since].reset_index(drop=True)
+    assert 0 < len(recent) < len(everything), "the read must leave out the days before `since`, and only them"
+    pd.testing.assert_frame_equal(recent, expected)
+
+
+def test_reading_from_the_first_reference_day_gives_the_table_of_a_whole_log_read(control):
+    # The demo's production monitor reads only the loop's days (read_from) instead of reading the
+    # whole log and skipping the replay (skip_days): the same days, so the same numbers and alerts.
+    url = f"sqlite:///{control}"
+    skipped = monitor_log(url, reference_days=7, skip_days=3)
+    read = monitor_log(url, reference_days=7, read_from=ORIGIN + pd.Timedelta(days=FIRST_DAY + 3))
+    assert read.reference_days == skipped.reference_days == (FIRST_DAY + 3, FIRST_DAY + 9)
+    pd.testing.assert_frame_equal(read.metrics, skipped.metrics)
+    pd.testing.assert_frame_equal(read.alerts, skipped.alerts)
+    assert read.as_of == skipped.as_of
+    assert read.reference_recall == skipped.reference_recall or (
+        np.isnan(read.reference_recall) and np.isnan(skipped.reference_recall)
+    )
+
+
+def test_reading_from_after_the_log_ends_names_the_problem(control):
+    with pytest.raises(ValueError, match="no decisions on or after 2030-01-01"):
+        monitor_log(f"sqlite:///{control}", read_from="2030-01-01")
