@@ -92,7 +92,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(cwd / "runs")}
     result = subprocess.run(
         [sys.executable, "-c", KEEP_THE_REPORT, str(kept), "demo", "--latency-budget-ms", "1000000"],
-        capture_output=True, text=True, timeout=1200, cwd=cwd, env=env, check=False,
+        capture_output=True, text=True, timeout=1800, cwd=cwd, env=env, check=False,
     )  # fmt: skip
     report = pickle.loads(kept.read_bytes()) if kept.is_file() else None
     return DemoRun(result=result, cwd=cwd, report=report)
