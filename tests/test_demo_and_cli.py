@@ -1,19 +1,25 @@
-"""Tests of the main job (make demo) and the mlsys-lab command line, run as a user runs them."""
+"""Tests of the main job (make demo) and the mlsys-lab command line, run as a user runs them.
+
+The main job runs once here (``demo_run``): ``mlsys-lab demo`` in a process of its own, whose output
+and exit code the CLI test reads, and whose report (what ``run_demo`` returned inside that process)
+the other tests read. It is the job `make demo` runs, with a latency budget no machine misses.
+"""
 
 import os
+import pickle
 import re
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
-from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, run_demo, with_latency_budget
+from mlsys_lab.demo import DEMO_CONSTRAINTS, HISTORY_DAYS, DemoReport, run_demo, with_latency_budget
 from mlsys_lab.deployment.decision_log import DecisionLog
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import LOOPBACK, free_port
@@ -44,17 +50,67 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
 
 
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    return TrackingSettings(root=tmp_path_factory.mktemp("demo-runs"), experiment="demo")
+#: ``mlsys-lab demo`` as its console script runs it (``cli.app``), with ``run_demo`` wrapped to pickle the
+#: report it returns to ``argv[1]``: the command's own code path, unchanged, in a process of its own.
+KEEP_THE_REPORT = """
+import pickle
+import sys
+
+from mlsys_lab import cli, demo
+
+run_demo = demo.run_demo
+
+
+def keep_the_report(*args, **kwargs):
+    report = run_demo(*args, **kwargs)
+    with open(sys.argv[1], "wb") as out:
+        pickle.dump(report, out)
+    return report
+
+
+demo.run_demo = keep_the_report
+cli.app(args=sys.argv[2:], prog_name="mlsys-lab")
+"""
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One run of ``mlsys-lab demo``: what it printed, its exit code, the folder it ran in, its report."""
+
+    result: subprocess.CompletedProcess[str]
+    cwd: Path
+    report: DemoReport | None
 
 
 @pytest.fixture(scope="module")
-def small_report(tracking):
-    # The one full in-process run of this module, deployment and the maintenance loop included. small, not
-    # tiny: tiny's 30 days leave no room for validation folds (so nothing registrable) and only a handful of
-    # test frauds.
-    return run_demo("small", random_state=0, tracking=tracking, constraints=ANY_SPEED)
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    # The default preset (small), as `make demo` runs it, with a latency budget no machine misses: whether
+    # something deploys must not depend on machine load here. small, not tiny: tiny's 30 days leave no room
+    # for validation folds (so nothing registrable) and only a handful of test frauds.
+    cwd = tmp_path_factory.mktemp("demo-cwd")
+    kept = tmp_path_factory.mktemp("demo-report") / "report.pickle"
+    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(cwd / "runs")}
+    result = subprocess.run(
+        [sys.executable, "-c", KEEP_THE_REPORT, str(kept), "demo", "--latency-budget-ms", "1000000"],
+        capture_output=True, text=True, timeout=1800, cwd=cwd, env=env, check=False,
+    )  # fmt: skip
+    report = pickle.loads(kept.read_bytes()) if kept.is_file() else None
+    return DemoRun(result=result, cwd=cwd, report=report)
+
+
+@pytest.fixture(scope="module")
+def small_report(demo_run: DemoRun) -> DemoReport:
+    """The report of the demo run, deployment and the maintenance loop included."""
+    assert demo_run.report is not None, (
+        f"`mlsys-lab demo` exited {demo_run.result.returncode} without a report:\n{demo_run.result.stderr[-3000:]}"
+    )
+    return demo_run.report
+
+
+@pytest.fixture(scope="module")
+def tracking(small_report: DemoReport) -> TrackingSettings:
+    """Where the demo run recorded its runs, registry and rollouts."""
+    return small_report.tracking
 
 
 @pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)
@@ -271,24 +327,23 @@ def test_demo_is_reproducible(small_report, tmp_path):
     assert chosen is not None and chosen == select_model(again.tradeoff, BY_SIZE).chosen
 
 
-@pytest.mark.slow  # the whole main job on its default preset (about 50 s)
-def test_cli_demo_runs_end_to_end(tmp_path):
-    # The default preset, as `make demo` runs it, with a latency budget no machine misses: whether
-    # something deploys must not depend on machine load here.
-    env = {**os.environ, "MLSYS_LAB_TRACKING_DIR": str(tmp_path / "runs")}
-    result = run_cli("demo", "--latency-budget-ms", "1000000", cwd=tmp_path, env=env)
+@pytest.mark.slow  # the demo_run fixture: the whole main job on its default preset
+def test_cli_demo_runs_end_to_end(demo_run):
+    result = demo_run.result
     assert result.returncode == 0, result.stderr
     assert "The accuracy trap" in result.stdout
     assert "== Candidates" in result.stdout and "Rule:" in result.stdout
     assert "== Deployment" in result.stdout and "(all in the log)" in result.stdout
     assert "== Maintenance loop" in result.stdout and "watchdog: switched the canary" in result.stdout
+    # What it printed is the report the other tests read.
+    assert result.stdout.rstrip("\n") == format_report(demo_run.report).rstrip("\n")
     # The only line on stderr: the watchdog's warning as it stops the deliberately bad challenger.
     warnings = [line for line in result.stderr.splitlines() if line]
     assert all(line.startswith("WARNING mlsys_lab.maintenance.rollout: watchdog:") for line in warnings), warnings
     served = re.search(r"served by `mlsys-lab serve` on (http://127\.0\.0\.1:\d+)", result.stdout)
     assert served is not None, result.stdout[-2000:]
     assert_nothing_listens(served.group(1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "the demo must leave nothing but its store"
+    assert sorted(p.name for p in demo_run.cwd.iterdir()) == ["runs"], "the demo must leave nothing but its store"
 
 
 @pytest.mark.slow  # trains the candidate grid on tiny (about 15 s)

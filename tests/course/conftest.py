@@ -1,9 +1,13 @@
 """Fixtures for the course tests: every assignment under assignments/source gets every test.
 
 Expensive work happens once per assignment per session and is shared by the tests that read it:
-one regeneration (freshness), one papermill run of the solution (execution and stderr lint), one
-nbgrader round trip with all fake students graded in a single ``nbgrader autograde`` call, and one
-pair of ``mlsys-lab validate`` runs.
+one regeneration (freshness), one papermill run of the solution (execution and stderr lint), and one
+nbgrader round trip with both fake students graded in a single ``nbgrader autograde`` call. One
+module (``CLI_VALIDATE_MODULE``) also gets a pair of ``mlsys-lab validate`` runs.
+
+Each notebook execution costs seconds to a minute, so each proves as much as it can: alice's one
+graded run proves both that the reference scores full marks and that deleted test cells are
+restored, and the browser test (``test_browser.py``) presses nbgrader's Validate for every module.
 """
 
 from __future__ import annotations
@@ -159,13 +163,30 @@ class RoundTrip:
 
 
 STUDENTS = {
-    # alice hands in the reference solution: full marks on every autograded cell.
-    "alice": "solution",
+    # alice hands in the reference solution with the test cells of every other exercise deleted
+    # (deleted_test_ids): the tests she kept must give full marks, and the deleted ones must be
+    # restored and give full marks too. One graded run for both claims, each checked on its own cells.
+    "alice": "solution-with-some-tests-deleted",
     # bob hands in the notebook exactly as released: zero on every autograded cell.
     "bob": "release",
-    # carol hands in the solution with every test cell deleted: they must be restored and graded.
-    "carol": "solution-without-tests",
 }
+
+
+def deleted_test_ids(nb: nbformat.NotebookNode) -> list[str]:
+    """The grade_ids of the test cells alice deletes: those of the 1st, 3rd, 5th... exercise of ``nb``.
+
+    An exercise is an answer cell and the test cells after it, up to the next answer cell. Whole
+    exercises go, visible and hidden tests together, as a student who deletes "the tests of this
+    exercise" would; every other exercise keeps its tests, so both claims are checked in every module.
+    """
+    deleted, exercise = [], 0
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution"):
+            exercise += 1
+        elif is_test_cell(cell) and exercise % 2 == 1:
+            deleted.append(str(meta["grade_id"]))
+    return deleted
 
 
 def run_instructor_command(course_dir: Path, *args: str) -> str:
@@ -196,17 +217,18 @@ def _submit(course_dir: Path, assignment: str, student: str, kind: str) -> None:
         shutil.copytree(course_dir / "release" / assignment, target)
         return
     shutil.copytree(course_dir / "solution" / assignment, target)
-    if kind == "solution-without-tests":
+    if kind == "solution-with-some-tests-deleted":
         path = target / f"{assignment}.ipynb"
         nb = nbformat.read(path, as_version=4)
-        nb.cells = [cell for cell in nb.cells if not is_test_cell(cell)]
+        deleted = set(deleted_test_ids(nb))
+        nb.cells = [cell for cell in nb.cells if nbgrader_meta(cell).get("grade_id") not in deleted]
         nbformat.write(nb, path)
 
 
 @pytest.fixture(scope="session")
 def round_trip(assignment: str, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> RoundTrip:
-    """Grade three fake students in a fresh course directory (a gradebook holding submissions
-    cannot regenerate the assignment, so each session starts from nothing)."""
+    """Grade the fake students (``STUDENTS``) in a fresh course directory (a gradebook holding
+    submissions cannot regenerate the assignment, so each session starts from nothing)."""
     course_dir = course.prepare_course_dir(REPO_ROOT, tmp_path_factory.mktemp(f"course-{assignment}"), [assignment])
     run_instructor_command(course_dir, "generate_assignment", assignment, "--force")
     run_instructor_command(course_dir, "generate_solution", assignment, "--force")
@@ -231,11 +253,21 @@ def round_trip(assignment: str, tmp_path_factory: pytest.TempPathFactory, pytest
 # --------------------------------------------------------------------------------------------------
 
 
+#: The module whose solution and blank notebook ``mlsys-lab validate`` checks (test_grading.py). The
+#: command's behaviour (exit codes, naming the failing cells) is the same for every module, and what
+#: differs per module is proven elsewhere for all eight: the blank scores zero and the reference full
+#: marks under ``nbgrader autograde`` (the round trip), and nbgrader's Validate passes on the answered
+#: notebook in JupyterLab (test_browser.py). Module 00's blank is validated by the README's command
+#: (tests/test_readme.py) and in JupyterLab's terminal (test_student_lab.py), so this is another one.
+CLI_VALIDATE_MODULE = "01_data_layer"
+
+
 @pytest.fixture(scope="session")
 def validate_runs(
     assignment: str, pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, subprocess.CompletedProcess[str]]:
-    """``mlsys-lab validate`` on the solution and on the blank notebook, one after the other."""
+    """``mlsys-lab validate`` on the solution and on the blank notebook, one after the other
+    (requested for ``CLI_VALIDATE_MODULE`` only)."""
     targets = {}
     for kind, folder in (("solution", "solutions"), ("blank", "notebooks")):
         # Validate copies, as for the execution test: a run must not write into the repository.

@@ -1,8 +1,14 @@
 """The student path in a real browser: JupyterLab from `mlsys-lab lab`, driven by Chromium.
 
-For every module: open the student notebook in work/, Run All, press nbgrader's Validate and see
-the failures listed; put the reference answers in, reload, Validate again and see success; and
-check that no instructor tool is on the page. Screenshots go to runs/browser/ (git-ignored).
+For every module: open the student notebook in work/, Run All, put the reference answers in,
+reload, press nbgrader's Validate and see success; and check that no instructor tool is on the
+page. For one module (``VALIDATE_BLANK_MODULE``) also press Validate on the blank notebook and see
+the first failure shown. Screenshots go to runs/browser/ (git-ignored).
+
+Why Validate on the blank once, not eight times: the dialog is nbgrader's, the same for every
+module, and each Validate runs the whole notebook again. That every module's blank fails every test
+is proven for all eight by ``nbgrader autograde`` of bob's blank notebook (test_grading.py, zero on
+every test cell) and by ``mlsys-lab validate`` naming the failing cells (test_grading.py).
 
 Needs Debian's Chromium (/usr/bin/chromium): skipped without it on a developer machine, a failure
 with CI=true.
@@ -35,6 +41,8 @@ SCREENSHOTS = REPO_ROOT / "runs" / "browser"
 MODULES = sorted(p.name for p in (REPO_ROOT / "notebooks").iterdir() if p.is_dir() and p.name[:2].isdigit())
 INSTRUCTOR_TOOLS = ["Formgrader", "Create Assignment", "Course List", "Assignment List", "Manage Assignments"]
 VALIDATE_TIMEOUT_MS = 300_000
+#: The module whose blank notebook is also validated in the browser (see the module docstring).
+VALIDATE_BLANK_MODULE = "00_notebook_thinking"
 
 
 def require_chromium() -> Path:
@@ -52,8 +60,11 @@ def require_chromium() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab_and_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudentLab, object]]:
+    # Session scope: each module's test runs with that module's other course tests (tests/conftest.py),
+    # so a module-scoped lab would start JupyterLab and Chromium once per module; one per worker serves them
+    # all, each test shutting down the kernel it started.
     chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -112,9 +123,7 @@ def _close_dialog(page: object) -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_student_runs_validates_answers_and_validates_again(
-    module: str, lab_and_browser: tuple[StudentLab, object]
-) -> None:
+def test_student_runs_all_answers_and_validates(module: str, lab_and_browser: tuple[StudentLab, object]) -> None:
     lab, browser = lab_and_browser
     # A fresh page and workspace per module, so only this module's notebook is open.
     page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
@@ -122,7 +131,21 @@ def test_student_runs_validates_answers_and_validates_again(
     try:
         _student_path(module, lab, page)
     finally:
+        _shut_down_kernels(page, lab)
         page.close()
+
+
+def _shut_down_kernels(page: object, lab: StudentLab) -> None:
+    """Stop every kernel session of the lab (closing a page leaves its kernel running)."""
+    # The page's request context carries the lab's _xsrf cookie, which Jupyter checks on a DELETE.
+    request = page.request  # type: ignore[attr-defined]
+    cookies = page.context.cookies()  # type: ignore[attr-defined]
+    headers = {"X-XSRFToken": next((c["value"] for c in cookies if c["name"] == "_xsrf"), "")}
+    for session in request.get(f"{lab.url}/api/sessions").json():
+        answer = request.delete(f"{lab.url}/api/sessions/{session['id']}", headers=headers)
+        assert answer.ok, f"could not shut down the kernel session {session['id']}: HTTP {answer.status}"
+    left = request.get(f"{lab.url}/api/kernels").json()
+    assert left == [], f"kernels still running after shutting down every session: {left}"
 
 
 def _student_path(module: str, lab: StudentLab, page: object) -> None:
@@ -156,6 +179,19 @@ def _student_path(module: str, lab: StudentLab, page: object) -> None:
     skipped = [i + 1 for i, c in enumerate(saved.cells) if c.cell_type == "code" and not c.get("execution_count")]
     assert not skipped, f"Run All stopped early in the blank {module}: cells {skipped} never ran"
 
+    if module == VALIDATE_BLANK_MODULE:
+        _validate_blank(page, module)
+
+    # The reference answers, typed into the file on disk; reload so JupyterLab reads it.
+    _answer(lab.work_dir / module / f"{module}.ipynb")
+    _open(page, lab, module)
+    text = _validate(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{module}-3-validate-answered.png"))  # type: ignore[attr-defined]
+    _close_dialog(page)
+    assert "Success" in text and "pass" in text, f"Validate on the answered {module} did not pass:\n{text[:2000]}"
+
+
+def _validate_blank(page: object, module: str) -> None:
     text = _validate(page)
     page.screenshot(path=str(SCREENSHOTS / f"{module}-2-validate-blank.png"))  # type: ignore[attr-defined]
     _close_dialog(page)
@@ -167,11 +203,3 @@ def _student_path(module: str, lab: StudentLab, page: object) -> None:
     assert first_lines and first_lines[0] in text, (
         f"the Validate dialog does not show the first unanswered exercise's test {first_lines[:1]}:\n{text[:2000]}"
     )
-
-    # The reference answers, typed into the file on disk; reload so JupyterLab reads it.
-    _answer(lab.work_dir / module / f"{module}.ipynb")
-    _open(page, lab, module)
-    text = _validate(page)
-    page.screenshot(path=str(SCREENSHOTS / f"{module}-3-validate-answered.png"))  # type: ignore[attr-defined]
-    _close_dialog(page)
-    assert "Success" in text and "pass" in text, f"Validate on the answered {module} did not pass:\n{text[:2000]}"

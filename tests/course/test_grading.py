@@ -2,7 +2,8 @@
 
 The round trip runs the instructor's commands (``nbgrader <command> <assignment>`` in a course
 directory holding ``nbgrader_config.py``) and reads the gradebook, because nbgrader's exit codes
-stay 0 when tests fail.
+stay 0 when tests fail. The student's ``mlsys-lab validate`` is checked on one module
+(``CLI_VALIDATE_MODULE``: see its comment for why one is enough).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import pandas as pd
 import pytest
 
 from .conftest import (
+    CLI_VALIDATE_MODULE,
     STUDENTS,
     RoundTrip,
+    deleted_test_ids,
     graded_ids,
     is_manual_cell,
     is_test_cell,
@@ -48,7 +51,12 @@ def test_reference_solution_scores_full_marks(
     assignment: str, round_trip: RoundTrip, record_property: Callable[[str, object], None]
 ) -> None:
     record_property("autograde_seconds", round(round_trip.autograde_seconds, 2))
-    rows = _student_rows(round_trip, "alice", graded_ids(_source(assignment), is_test_cell))
+    source = _source(assignment)
+    deleted = set(deleted_test_ids(source))
+    # The test cells alice handed in; the ones she deleted are test_deleted_test_cells_are_restored_and_graded's.
+    kept = [grade_id for grade_id in graded_ids(source, is_test_cell) if grade_id not in deleted]
+    assert kept, f"alice keeps no test cell of {assignment}; expected every other exercise's tests kept"
+    rows = _student_rows(round_trip, "alice", kept)
     short = rows[rows.auto_score != rows.max_score]
     assert short.empty, (
         f"The reference solution of {assignment} lost points on {list(short.grade_id)} "
@@ -68,13 +76,26 @@ def test_blank_notebook_scores_zero(assignment: str, round_trip: RoundTrip) -> N
 
 
 def test_deleted_test_cells_are_restored_and_graded(assignment: str, round_trip: RoundTrip) -> None:
-    ids = graded_ids(_source(assignment), is_test_cell)
-    rows = _student_rows(round_trip, "carol", ids)
+    deleted = deleted_test_ids(_source(assignment))
+    assert deleted, f"alice deletes no test cell of {assignment}; expected the tests of every other exercise"
+    handed_in = nbformat.read(round_trip.course_dir / "submitted" / "alice" / assignment / f"{assignment}.ipynb", 4)
+    still_there = sorted(set(deleted) & set(graded_ids(handed_in, is_test_cell)))
+    assert not still_there, f"alice's submission still holds the test cells {still_there} she was to delete"
+    graded = nbformat.read(round_trip.course_dir / "autograded" / "alice" / assignment / f"{assignment}.ipynb", 4)
+    missing = [grade_id for grade_id in deleted if grade_id not in graded_ids(graded, is_test_cell)]
+    assert not missing, (
+        f"alice deleted the test cells {deleted} of a correct solution; {missing} are missing from the graded "
+        "notebook. Expected nbgrader to restore them: check OverwriteCells.add_missing_cells = True in "
+        "assignments/nbgrader_config.py."
+    )
+    rows = _student_rows(round_trip, "alice", deleted)
     short = rows[rows.auto_score != rows.max_score]
     assert short.empty, (
-        f"carol deleted every test cell of a correct solution; {list(short.grade_id)} scored "
-        f"{list(short.auto_score)} instead of full marks. Expected the tests restored and run: "
-        "check OverwriteCells.add_missing_cells = True in assignments/nbgrader_config.py."
+        f"alice deleted the test cells {deleted} of a correct solution; nbgrader restored them, but "
+        f"{list(short.grade_id)} scored {list(short.auto_score)} instead of full marks. Either the reference "
+        "answer fails these tests (then test_no_cell_of_the_solution_raises fails too), or a restored test misses "
+        "an input: it runs at its original position, so put any data it needs in a cell before the answer "
+        f"cell. Look at {round_trip.course_dir}/autograded/alice/."
     )
 
 
@@ -114,8 +135,7 @@ def test_grades_csv_matches_gradebook(assignment: str, round_trip: RoundTrip) ->
     assert set(rows.index) == set(STUDENTS), (
         f"grades.csv lists students {sorted(rows.index)} for {assignment}; expected {sorted(STUDENTS)}."
     )
-    total = _autograded_total(assignment)
-    expected = {"alice": total, "bob": 0.0, "carol": total}
+    expected = {"alice": _autograded_total(assignment), "bob": 0.0}
     got = {student: float(rows.loc[student, "score"]) for student in STUDENTS}
     assert got == pytest.approx(expected), (
         f"grades.csv scores {got}; expected {expected} (autograded points only: written answers wait "
@@ -123,6 +143,7 @@ def test_grades_csv_matches_gradebook(assignment: str, round_trip: RoundTrip) ->
     )
 
 
+@pytest.mark.parametrize("assignment", [CLI_VALIDATE_MODULE], scope="session")
 def test_validate_passes_on_solution(
     assignment: str, validate_runs: dict[str, subprocess.CompletedProcess[str]]
 ) -> None:
@@ -134,6 +155,7 @@ def test_validate_passes_on_solution(
     assert result.stdout.rstrip().endswith("All tests passed."), f"Unexpected report:\n{result.stdout}"
 
 
+@pytest.mark.parametrize("assignment", [CLI_VALIDATE_MODULE], scope="session")
 def test_validate_fails_on_blank_and_names_cells(
     assignment: str, validate_runs: dict[str, subprocess.CompletedProcess[str]]
 ) -> None:
