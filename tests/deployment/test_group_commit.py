@@ -199,7 +199,7 @@ def held(
     log: GatedLog,
     bodies: Sequence[dict[str, object]],
     while_held: Any = None,
-    ahead: dict[str, object] | None = None,
+    ahead: Sequence[dict[str, object]] = (),
 ) -> list[Any]:
     """Send ``bodies`` at once while the decision thread is held in a plug, so that they queue for one group.
 
@@ -216,21 +216,21 @@ def held(
     assert log.tail_gate.entered.wait(60), "the plug never reached the decision thread"
     if while_held is not None:
         while_held()
-    first: list[Any] = []
+    first: list[list[Any]] = [[] for _ in ahead]
     senders = []
-    if ahead is not None:  # it queues first, in this order, so that the rest's place after them is certain
-        senders.append(threading.Thread(target=lambda: first.extend(live.post([ahead]))))
+    for k, one in enumerate(ahead):  # these queue first, one by one in this order: their places are certain
+        senders.append(threading.Thread(target=lambda k=k, one=one: first[k].extend(live.post([one]))))
         senders[-1].start()
-        wait_until(lambda: queued(live.serving) == 1, "the first request queued")
+        wait_until(lambda k=k: queued(live.serving) == k + 1, f"request {k + 1} queued")
     senders.append(threading.Thread(target=lambda: answers.extend(live.post(bodies))))
     senders[-1].start()
-    wait_until(lambda: queued(live.serving) == len(bodies) + (ahead is not None), "every request queued")
+    wait_until(lambda: queued(live.serving) == len(bodies) + len(ahead), "every request queued")
     log.tail_gate.opened.set()
     for thread in [sender, *senders]:
         thread.join(timeout=60)
     assert plug_answer[0].status_code == 200, "the plug, decided before the group, is answered"
     assert len(answers) == len(bodies)
-    return [*first, *answers]
+    return [*(a for got in first for a in got), *answers]
 
 
 def in_one_group(live: Live, bodies: Sequence[dict[str, object]], ahead: dict[str, object] | None = None) -> list[Any]:
@@ -307,8 +307,8 @@ def test_requests_for_one_card_or_one_transaction_in_a_group_see_each_other(live
     different = conflicted.model_copy(update={"tx_amount": 999.0})
     others = [tx() for _ in range(4)]
     # The card's first transaction queues first: the second, a minute later in time, must count it.
-    bodies = [body(second), body(resent), body(resent), body(conflicted), body(different)]
-    answers = in_one_group(live, [*bodies, *(body(t) for t in others)], ahead=body(first))
+    bodies = [body(resent), body(resent), body(conflicted), body(different)]
+    answers = in_one_group(live, [*bodies, *(body(t) for t in others)], ahead=[body(first), body(second)])
     statuses = [a.status_code for a in answers]
     assert statuses[:4] == [200] * 4 and statuses[6:] == [200] * 4, statuses
     assert sorted(statuses[4:6]) == [200, 409], f"one id, two contents: one decision and a 409, got {statuses[4:6]}"
