@@ -117,6 +117,18 @@ def send(url: str, payloads: list[bytes], clients: int) -> tuple[list[float], li
     return wall, timings
 
 
+def commit_counts(url: str) -> tuple[float, float] | None:
+    """``(commits, decisions committed)`` from the service's ``/metrics``; None for a version without the count."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("mlsys_lab_decision_log_commit_decisions_count", "mlsys_lab_decision_log_commit_decisions_sum"):
+            counts[name.rsplit("_", 1)[1]] = float(value)
+    if len(counts) < 2:
+        return None
+    return counts["count"], counts["sum"]
+
+
 def measure_real_command(
     tracking_dir: Path, root: Path, payloads: list[bytes], clients: int, code: Path | None = None
 ) -> float:
@@ -126,17 +138,28 @@ def measure_real_command(
         env["PYTHONPATH"] = str(code)
     with run_server(env, output=root / "serve.log", wait_path="/ready") as server:
         send(server.url, payloads[:200], clients)  # warm-up: first-call costs are not the steady state
+        commits_before = commit_counts(server.url)
         before = capacity.process_cpu_seconds(server.process.pid)
         clock = time.perf_counter()
         wall, timings = send(server.url, payloads[200:], clients)
         elapsed = time.perf_counter() - clock
         cpu = capacity.process_cpu_seconds(server.process.pid) - before
+        commits_after = commit_counts(server.url)
     n = len(wall)
     which = "this checkout" if code is None else f"the package at {code}"
     print(f"\n== mlsys-lab serve ({which}), 1 worker, decision log on: {n} requests from {clients} keep-alive clients")
     print(f"wall: {n / elapsed:.0f} req/s, p50 {np.percentile(wall, 50):.2f} ms, p99 {np.percentile(wall, 99):.2f} ms")
     print(f"server CPU per request: {1000 * cpu / n:.2f} ms (all threads; the stable number)")
     print(f"load average (1 min) after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if commits_before is not None and commits_after is not None:
+        commits = commits_after[0] - commits_before[0]
+        decided = commits_after[1] - commits_before[1]
+        print(
+            f"decision log: {commits / elapsed:.0f} commits/s, {decided / max(commits, 1):.2f} decisions per commit "
+            f"({commits:.0f} commits for {decided:.0f} decisions)"
+        )
+    else:
+        print("decision log: this version does not count its commits (no group commit)")
     means = {name: statistics.fmean(t[name] for t in timings) for name in STAGES}
     inside = sum(means[name] for name in STAGES[:-1])
     print(f"\n{'Server-Timing stage (mean of every answer)':<52}{'ms':>8}{'share':>8}")

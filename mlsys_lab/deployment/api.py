@@ -3,7 +3,8 @@ or :class:`~mlsys_lab.deployment.state.ModelSlot`, and shapes the answer.
 
 The scoring endpoints are ``async def``: parsing, validation and the answer's serialisation run on
 the event loop, and only the decision itself (CPU work plus a blocking commit) goes to the feature
-state's one decision thread (:meth:`~mlsys_lab.deployment.state.ServingState.decide_async`). A plain
+state's one decision thread (:meth:`~mlsys_lab.deployment.state.ServingState.decide_async`), which
+decides the requests that queued meanwhile together and commits them in one transaction. A plain
 ``def`` endpoint took two hops into Starlette's thread pool per request (the endpoint, then the
 response validation), and with many clients each hop woke a thread that only queued for the lock.
 The other endpoints are rare and stay plain ``def``.

@@ -19,6 +19,8 @@ metric                                          type         what
 ``mlsys_lab_invalid_payloads_total``            counter      422s by ``field`` (list positions dropped, at most
                                                              :data:`MAX_FIELD_LABELS` names, then ``other``)
 ``mlsys_lab_decision_log_errors_total``         counter      writes the decision log refused (each one a 503)
+``mlsys_lab_decision_log_commit_decisions``     histogram    decisions per commit to the log (group commit):
+                                                             ``_count`` is commits, ``_sum`` decisions committed
 ``mlsys_lab_model_info``                        gauge (1)    the served model: ``alias``, ``version``, ``sha256``
 ``mlsys_lab_model_loaded``                      gauge        1 while a model serves, 0 otherwise
 ``mlsys_lab_model_age_seconds``                 gauge        seconds since the served version was registered
@@ -107,6 +109,8 @@ SLO_SECONDS = 0.050
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, SLO_SECONDS, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Fine near zero, where most fraud scores are; coarse above.
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Decisions per commit: 1 is a request alone; a group holds at most 64 requests, a batch up to 256 rows.
+COMMIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: Distinct ``field`` label values before new ones become ``other``: a client chooses the field
 #: names of an invalid body, and every label value is a time series kept forever. Counted per
 #: process: with N workers, at most N times this many.
@@ -347,6 +351,12 @@ class ServiceMetrics:
         self.invalid_payloads = Counter(
             "mlsys_lab_invalid_payloads", "Invalid request bodies (422) by field.", ["field"], registry=self.registry
         )
+        self.commit_sizes = Histogram(
+            "mlsys_lab_decision_log_commit_decisions",
+            "Decisions per successful decision-log commit (group commit): _count is commits, _sum decisions.",
+            buckets=COMMIT_BUCKETS,
+            registry=self.registry,
+        )
         self.log_errors = Counter(
             "mlsys_lab_decision_log_errors",
             "Decision-log writes refused (each answered 503, nothing decided).",
@@ -369,6 +379,8 @@ class ServiceMetrics:
         :data:`PUBLISH_SECONDS`, so it must be called from the running event loop.
         """
         self._collector.service = service
+        if service.serving is not None:  # called from the decision thread after each commit
+            service.serving.on_commit = self.commit_sizes.observe
         if self._worker_gauges is not None:
             self._worker_gauges.publish(service)
             self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())

@@ -18,8 +18,9 @@ Two objects, one per kind of shared mutable state, each with the one lock it nee
     last looked (``since_id`` tailing of two append-only tables). The request's own decisions are
     committed to the log before the response is sent. So a request's features reflect every
     transaction and label committed before it started, in any worker. The whole sequence (tail,
-    features, score, commit, observe) runs under one lock per worker, because the feature state is
-    not thread-safe and because two requests for one card in the same worker must see each other.
+    features, score, commit, observe) runs under one lock per worker, for one request or one group
+    of them (see "Group commit"), because the feature state is not thread-safe and because two
+    requests for one card in the same worker must see each other.
     The state never reads the log's tables itself: it asks the log (:meth:`DecisionLog.tail`,
     :meth:`DecisionLog.scored`, :meth:`DecisionLog.snapshot`), whose methods hold the log's locks.
 
@@ -30,6 +31,20 @@ Commit before acknowledge, and a log outage
     state as it goes (each row sees the ones before it), so a refused batch commit marks the state
     *dirty*: scoring answers 503 at once, without waiting for a lock, while one background rebuild
     from the log runs; then scoring resumes. No request ever waits for a rebuild.
+
+Group commit
+    The async routes hand their requests to one decision thread. What queued while it was busy is
+    decided as one group: one tail of the log, one model call per model, one insert and one commit
+    for every decision of the group, then every answer. Commits per second stop growing with the
+    request rate, and a commit's fixed cost (BEGIN IMMEDIATE, the WAL write, the fsync with FULL) is
+    shared. Nothing waits for a group to fill, so a lone request is a group of one. The guarantees
+    stay those of one request: a group holds only one-transaction requests for distinct cards,
+    terminals and transaction ids (the next one that shares any of them starts the next group, after
+    this commit, so it sees the decision it depends on, and a resent transaction gets the stored
+    decision back); none of them is observed before the commit, so a refused commit fails exactly
+    the group's requests with the log's reason and needs no rebuild; a transaction id decided by
+    another worker in between fails the group's insert, and then each request is committed alone, so
+    only the one that lost the race gets the stored decision or a 409. A batch is a group of its own.
 
 The stream's clock, and transactions dated far ahead
     The features' windows end at each transaction's own time, and the state drops history that no
@@ -52,17 +67,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import math
+import queue
 import statistics
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,6 +93,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_AHEAD_SECONDS",
+    "MAX_GROUP",
     "ConflictingTransaction",
     "DuplicateTransaction",
     "ModelSlot",
@@ -122,6 +138,8 @@ class StateUnavailable(RuntimeError):
 DEFAULT_MAX_AHEAD_SECONDS = float(SECONDS_PER_DAY)
 #: How many recent transaction times the stream clock takes the median of.
 _CLOCK_SAMPLES = 101
+#: Most single-transaction requests decided in one group commit.
+MAX_GROUP = 64
 
 
 def check_model(model: LoadedModel, feature_names: Sequence[str]) -> None:
@@ -178,8 +196,9 @@ class StageTimes:
     """Where one request's time went inside :meth:`ServingState.decide`, in seconds (wall clock).
 
     The API turns it into a ``Server-Timing`` header, so a learner reads it from curl or locust.
-    ``state`` is waiting for the lock plus applying other workers' commits and the duplicate check;
-    ``features`` the online features; ``model`` the model call; ``log`` the decision log's insert and commit.
+    ``state`` is waiting for the decision thread and the lock plus applying other workers' commits and
+    the duplicate check; ``features`` the online features; ``model`` the model call and ``log`` the
+    decision log's insert and commit, both for the request's whole group (they are shared).
     """
 
     state: float = 0.0
@@ -252,9 +271,15 @@ class ServingState:
         # a transaction; None = the served one) and a shadow scorer (called after the commit).
         self.route: Callable[[Transaction], LoadedModel | None] | None = None
         self.shadow: Callable[[Sequence[Scored], np.ndarray], None] | None = None
-        # The one thread that runs decide() for the async routes (made on first use, see decide_async).
-        self._decider: ThreadPoolExecutor | None = None
+        # The one thread that decides for the async routes, and its inbox (made on first use, see decide_async).
+        self._decider: tuple[threading.Thread, queue.SimpleQueue[_Request | None]] | None = None
         self._decider_lock = threading.Lock()
+        #: Most requests one group commit holds (a bound on the group's latency, not a target to fill).
+        self.max_group = MAX_GROUP
+        self.commits = 0  # successful commits to the log, and the decisions they held: decisions per commit
+        self.committed_decisions = 0
+        #: Called with the number of decisions after each successful commit (the metrics' histogram).
+        self.on_commit: Callable[[int], None] | None = None
 
     @classmethod
     def rebuild(
@@ -329,15 +354,17 @@ class ServingState:
             self._state.record_label(label.transaction_id, label.is_fraud, self._seconds(label.label_time))
             self._last_label_id = label.id
 
-    def _check_time(self, transactions: Sequence[Transaction]) -> None:
+    def _check_time(self, transactions: Sequence[Transaction], recent: deque[int] | None = None) -> None:
         """Refuse a transaction dated further ahead than the tolerance (see the module docstring).
 
         In a batch, each row is compared with the stream clock as the rows before it move it, so a
-        batch may span more than the tolerance when its rows follow each other.
+        batch may span more than the tolerance when its rows follow each other. ``recent``, when
+        given, is that moving clock's samples, shared by the requests of one group (and appended to).
         """
         tolerance = self.max_ahead_seconds
         now = self._seconds(self._clock())
-        recent = deque(self._recent_times, maxlen=_CLOCK_SAMPLES)
+        if recent is None:
+            recent = deque(self._recent_times, maxlen=_CLOCK_SAMPLES)
         for index, tx in enumerate(transactions):
             when = self._seconds(tx.tx_datetime)
             stream = int(statistics.median_low(recent)) if recent else None
@@ -364,7 +391,8 @@ class ServingState:
     ) -> list[Scored]:
         """Features, scores and decisions for ``transactions`` (in order), each committed to the log.
 
-        ``times``, when given, receives where the time went (see :class:`StageTimes`).
+        Runs in the caller's thread, as a group of one (:meth:`decide_async` groups concurrent
+        requests). ``times``, when given, receives where the time went (see :class:`StageTimes`).
 
         Idempotent by transaction id: a transaction already decided with the same content (ids,
         time, amount) gets its stored decision back (``replayed=True``); different content is a
@@ -380,70 +408,9 @@ class ServingState:
         sqlalchemy.exc.SQLAlchemyError
             The log refused the commit: nothing was decided (and the state still matches the log).
         """
-        self._refuse_if_dirty()
-        names = model.info.features
-        times = times if times is not None else StageTimes()
-        waited = time.perf_counter()
-        with self._lock:
-            self.lock_wait_seconds += time.perf_counter() - waited
-            self._refuse_if_dirty()
-            self._catch_up()
-            ids = [tx.transaction_id for tx in transactions]
-            if len(set(ids)) < len(ids):
-                repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1})
-                raise ConflictingTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
-            # One new transaction needs no look-up: the log's unique index is the check. A transaction the
-            # state does not hold (it holds every one committed before the catch-up, as far back as a window
-            # reaches) is almost always new; one that is in the log after all (older than every window, or
-            # committed by another worker a moment ago) fails the insert and gets the same answer below.
-            # A batch changes the state as it goes, so it must know before it starts.
-            known = len(transactions) > 1 or any(tx.transaction_id in self._state for tx in transactions)
-            stored = self.log.scored(ids) if known else {}
-            _refuse_conflicts(transactions, stored)
-            new = [tx for tx in transactions if tx.transaction_id not in stored]
-            self._check_time(new)
-            clock = time.perf_counter()
-            times.state += clock - waited
-            batch = len(new) > 1
-            records = [_as_record(tx) for tx in new]
-            rows = np.empty((len(new), len(names)))
-            features: list[dict[str, float]] = []
-            for i, record in enumerate(records):
-                values = self._state.features(record)
-                if batch:  # later rows of the batch must see this one: the state changes before the commit
-                    self._observe(record)
-                features.append(values)
-                rows[i] = [values[name] for name in names]
-            times.features += time.perf_counter() - clock
-            try:
-                decided = self._score_and_commit(new, rows, features, model, started, times) if new else []
-            except DuplicateTransaction as exc:
-                # Another process decided one of these in between (the database's unique key said so).
-                if batch:
-                    self._mark_dirty("a batch lost a race for a transaction id")
-                if not batch and new:
-                    winner = self.log.scored(exc.transaction_ids).get(new[0].transaction_id)
-                    if winner is not None and _same(new[0], winner):
-                        return [_replayed(new[0], winner)]
-                    if winner is not None:  # decided before, for a different transaction: the usual 409
-                        _refuse_conflicts(new, {winner.transaction_id: winner})
-                raise ConflictingTransaction(
-                    f"{exc}; another worker decided it at the same moment. Send the same request again to get "
-                    "the stored decision"
-                ) from None
-            except BaseException:
-                if batch:
-                    self._mark_dirty("the decision log refused a batch's commit")
-                raise
-            if not batch:
-                for record in records:
-                    self._observe(record)  # only now: the decision is in the log
-            self._prune()
-        by_id = {s.transaction.transaction_id: s for s in decided}
-        return [
-            by_id[tx.transaction_id] if tx.transaction_id in by_id else _replayed(tx, stored[tx.transaction_id])
-            for tx in transactions
-        ]
+        request = _Request(transactions, model, started, times if times is not None else StageTimes())
+        self._decide_group([request])
+        return request.future.result()
 
     async def decide_async(
         self,
@@ -452,27 +419,327 @@ class ServingState:
         started: float,
         times: StageTimes | None = None,
     ) -> list[Scored]:
-        """:meth:`decide` on this state's own decision thread, awaited from the event loop.
+        """:meth:`decide` on this state's own decision thread, which commits concurrent requests together.
 
         Decisions are serialised by the lock anyway, so one thread does all of them: with
         Starlette's pool (up to 40 threads) every concurrent request woke a thread that only queued
         for the lock and the GIL, and that hand-off cost more CPU than the decision. The event loop
         keeps parsing and answering other requests while the thread commits, so a slow disk never
         stalls ``/health`` or ``/metrics``.
+
+        Group commit: the requests that queued while the thread was busy are decided together, one
+        model call per model and one transaction in the log for all of them, and each answer is
+        released only after that commit. Nothing waits for a group to fill: under light load a group
+        is one request. See :meth:`_decide_singles` for what a group may hold and how a failed
+        commit is answered.
         """
-        with self._decider_lock:
-            if self._decider is None:
-                self._decider = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlsys-lab-decide")
-            decider = self._decider
-        call = functools.partial(self.decide, transactions, model, started, times)
-        return await asyncio.get_running_loop().run_in_executor(decider, call)
+        request = _Request(transactions, model, started, times if times is not None else StageTimes())
+        self._decision_inbox().put(request)
+        return await asyncio.wrap_future(request.future)
 
     def close(self) -> None:
         """Finish the decisions in flight and stop the decision thread (the log stays open)."""
         with self._decider_lock:
             decider, self._decider = self._decider, None
         if decider is not None:
-            decider.shutdown(wait=True)
+            thread, inbox = decider
+            inbox.put(None)  # after every request already queued: those are decided and committed first
+            thread.join()
+
+    # -- the decision thread and its groups ---------------------------------------------------------
+
+    def _decision_inbox(self) -> queue.SimpleQueue[_Request | None]:
+        decider = self._decider
+        if decider is not None:
+            return decider[1]
+        with self._decider_lock:
+            if self._decider is None:
+                inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+                thread = threading.Thread(
+                    target=self._run_decisions, args=(inbox,), name="mlsys-lab-decide", daemon=True
+                )
+                thread.start()
+                self._decider = (thread, inbox)
+            return self._decider[1]
+
+    def _run_decisions(self, inbox: queue.SimpleQueue[_Request | None]) -> None:
+        """The decision thread: take what has queued, cut it into groups of independent requests, decide each."""
+        carry: _Request | None = None
+        stopping = False
+        while True:
+            if carry is not None:
+                first, carry = carry, None
+            elif stopping:
+                return
+            else:
+                waiting = inbox.get()
+                if waiting is None:
+                    return
+                first = waiting
+            group = [first]
+            if len(first.transactions) == 1:  # a batch is a group of its own: its rows depend on each other
+                tx = first.transactions[0]
+                customers, terminals, ids = {tx.customer_id}, {tx.terminal_id}, {tx.transaction_id}
+                while len(group) < self.max_group:
+                    try:
+                        request = inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if request is None:
+                        stopping = True  # close(): decide what came before, then stop
+                        break
+                    if len(request.transactions) != 1:
+                        carry = request
+                        break
+                    tx = request.transactions[0]
+                    # A request that shares a card, a terminal or a transaction id with an earlier one in the
+                    # group must see that one's decision: it starts the next group, after this commit.
+                    if tx.customer_id in customers or tx.terminal_id in terminals or tx.transaction_id in ids:
+                        carry = request
+                        break
+                    customers.add(tx.customer_id)
+                    terminals.add(tx.terminal_id)
+                    ids.add(tx.transaction_id)
+                    group.append(request)
+            try:
+                self._decide_group(group)
+            except BaseException as exc:  # never leave a request waiting forever, whatever went wrong
+                logger.exception("the decision thread failed on a group of %d requests", len(group))
+                for request in group:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+            for request in group:  # an outcome for every request, or it would wait forever: a bug here
+                if not request.future.done():
+                    request.future.set_exception(RuntimeError("the decision thread gave this request no answer"))
+
+    def _decide_group(self, group: Sequence[_Request]) -> None:
+        """Decide ``group`` under the lock: independent single transactions, or one request of any size."""
+        group = [request for request in group if request.future.set_running_or_notify_cancel()]
+        if not group:
+            return
+        try:
+            self._refuse_if_dirty()
+        except StateUnavailable as exc:
+            for request in group:
+                request.future.set_exception(exc)
+            return
+        waited = time.perf_counter()
+        with self._lock:
+            self.lock_wait_seconds += time.perf_counter() - waited
+            try:
+                self._refuse_if_dirty()
+                self._catch_up()
+            except BaseException as exc:  # a log that cannot be read fails every request of the group
+                for request in group:
+                    request.future.set_exception(exc)
+                return
+            caught_up = time.perf_counter()
+            for request in group:
+                # Waiting for the decision thread and the lock, and applying other workers' commits.
+                request.times.state += caught_up - request.queued
+            if len(group) == 1 and len(group[0].transactions) != 1:
+                request = group[0]
+                try:
+                    request.future.set_result(
+                        self._decide_request(request.transactions, request.model, request.started, request.times)
+                    )
+                except BaseException as exc:
+                    request.future.set_exception(exc)
+            else:
+                self._decide_singles(group)
+            self._prune()
+
+    def _decide_singles(self, group: Sequence[_Request]) -> None:
+        """Independent one-transaction requests: one model call per model, one commit, then every answer.
+
+        The group holds no two requests for the same card, terminal or transaction id (the decision
+        thread cuts it there), so no request's features depend on another one of the group, and none
+        is observed in the state before the commit: a refused commit (a full disk, a read-only file)
+        fails exactly the group's requests, each with the log's reason (a 503), and leaves the state
+        as the log is, with no rebuild. A transaction id that another process decided a moment ago
+        fails the group's insert; then each request is committed on its own, and only the one that
+        lost the race gets the stored decision (or a 409).
+        """
+        recent = deque(self._recent_times, maxlen=_CLOCK_SAMPLES)  # the stream clock as the group moves it
+        plans: list[_Plan] = []
+        for request in group:
+            clock = time.perf_counter()
+            tx = request.transactions[0]
+            try:
+                # One new transaction needs no look-up: the log's unique index is the check. A transaction the
+                # state does not hold (it holds every one committed before the catch-up, as far back as a window
+                # reaches) is almost always new; one that is in the log after all (older than every window, or
+                # committed by another worker a moment ago) fails the insert and gets the same answer.
+                stored = self.log.scored([tx.transaction_id]) if tx.transaction_id in self._state else {}
+                _refuse_conflicts([tx], stored)
+                if stored:
+                    request.times.state += time.perf_counter() - clock
+                    request.future.set_result([_replayed(tx, stored[tx.transaction_id])])
+                    continue
+                self._check_time([tx], recent)
+                features_clock = time.perf_counter()
+                request.times.state += features_clock - clock
+                record = _as_record(tx)
+                values = self._state.features(record)
+                request.times.features += time.perf_counter() - features_clock
+            except BaseException as exc:
+                request.future.set_exception(exc)
+                continue
+            plans.append(_Plan(request, tx, record, values))
+
+        by_model: dict[int, list[_Plan]] = {}
+        for plan in plans:
+            by_model.setdefault(id(plan.request.model), []).append(plan)
+        rows_of: dict[int, np.ndarray] = {}
+        for key, same_model in by_model.items():
+            model = same_model[0].request.model
+            names = model.info.features
+            rows = np.array([[plan.values[name] for name in names] for plan in same_model], dtype=float)
+            clock = time.perf_counter()
+            try:
+                models, scores = self._score_routed([plan.tx for plan in same_model], rows, model)
+            except BaseException as exc:  # nothing is observed yet: failing these requests costs nothing more
+                for plan in same_model:
+                    plan.request.future.set_exception(exc)
+                continue
+            elapsed = time.perf_counter() - clock
+            rows_of[key] = rows
+            for plan, chosen, score in zip(same_model, models, scores.tolist(), strict=True):
+                plan.request.times.model += elapsed
+                plan.scored = Scored(
+                    request_id=str(uuid.uuid4()),
+                    transaction=plan.tx,
+                    score=float(score),
+                    decision=bool(score >= float(chosen.info.threshold)),
+                    threshold=float(chosen.info.threshold),
+                    model_version=chosen.info.version,
+                )
+        ready = [plan for plan in plans if plan.scored is not None]
+        if not ready:
+            return
+        decided_at = dt.datetime.now(dt.UTC)
+        decisions = [plan.decision(decided_at) for plan in ready]
+        clock = time.perf_counter()
+        try:
+            self.log.record_many(decisions)
+            committed = ready
+            self._count_commit(len(decisions))
+        except DuplicateTransaction:
+            committed = self._commit_each(ready, decisions)
+        except BaseException as exc:  # the one commit failed: exactly its requests fail, with its reason
+            for plan in ready:
+                plan.request.future.set_exception(exc)
+            return
+        finally:
+            elapsed = time.perf_counter() - clock
+            for plan in ready:
+                plan.request.times.log += elapsed
+        for plan in committed:
+            self._observe(plan.record)  # only now: the decision is in the log
+        if self.shadow is not None:
+            committed_ids = {id(plan) for plan in committed}
+            for key, same_model in by_model.items():
+                done = [i for i, plan in enumerate(same_model) if id(plan) in committed_ids]
+                if done:
+                    shadowed = [same_model[i].scored for i in done]
+                    self._shadow_score([s for s in shadowed if s is not None], rows_of[key][done])
+        for plan in committed:
+            assert plan.scored is not None
+            plan.request.future.set_result([plan.scored])
+
+    def _commit_each(self, plans: Sequence[_Plan], decisions: Sequence[Decision]) -> list[_Plan]:
+        """After a group's insert hit a transaction id decided elsewhere: commit each request alone."""
+        committed: list[_Plan] = []
+        for plan, decision in zip(plans, decisions, strict=True):
+            try:
+                self.log.record_many([decision])
+            except DuplicateTransaction as exc:
+                try:
+                    plan.request.future.set_result(self._lost_race(plan.tx, exc))
+                except BaseException as refused:
+                    plan.request.future.set_exception(refused)
+                continue
+            except BaseException as exc:
+                plan.request.future.set_exception(exc)
+                continue
+            self._count_commit(1)
+            committed.append(plan)
+        return committed
+
+    def _lost_race(self, tx: Transaction, exc: DuplicateTransaction) -> list[Scored]:
+        """The answer for a new transaction whose insert found it decided (by another worker, or long ago)."""
+        winner = self.log.scored(exc.transaction_ids).get(tx.transaction_id)
+        if winner is not None and _same(tx, winner):
+            return [_replayed(tx, winner)]
+        if winner is not None:  # decided before, for a different transaction: the usual 409
+            _refuse_conflicts([tx], {winner.transaction_id: winner})
+        raise ConflictingTransaction(
+            f"{exc}; another worker decided it at the same moment. Send the same request again to get "
+            "the stored decision"
+        ) from None
+
+    def _count_commit(self, decisions: int) -> None:
+        self.commits += 1
+        self.committed_decisions += decisions
+        if self.on_commit is not None:
+            self.on_commit(decisions)
+
+    def _decide_request(
+        self, transactions: Sequence[Transaction], model: LoadedModel, started: float, times: StageTimes
+    ) -> list[Scored]:
+        """One request of several transactions (a batch), decided alone; the lock is held and the log tailed."""
+        clock = time.perf_counter()
+        names = model.info.features
+        ids = [tx.transaction_id for tx in transactions]
+        if len(set(ids)) < len(ids):
+            repeated = sorted({tx_id for tx_id in ids if ids.count(tx_id) > 1})
+            raise ConflictingTransaction(f"transaction_id(s) {repeated[:5]} appear more than once in the request")
+        # A batch changes the state as it goes, so it must know what is already decided before it starts.
+        stored = self.log.scored(ids)
+        _refuse_conflicts(transactions, stored)
+        new = [tx for tx in transactions if tx.transaction_id not in stored]
+        self._check_time(new)
+        features_clock = time.perf_counter()
+        times.state += features_clock - clock
+        batch = len(new) > 1
+        records = [_as_record(tx) for tx in new]
+        rows = np.empty((len(new), len(names)))
+        features: list[dict[str, float]] = []
+        for i, record in enumerate(records):
+            values = self._state.features(record)
+            if batch:  # later rows of the batch must see this one: the state changes before the commit
+                self._observe(record)
+            features.append(values)
+            rows[i] = [values[name] for name in names]
+        times.features += time.perf_counter() - features_clock
+        try:
+            decided = self._score_and_commit(new, rows, features, model, started, times) if new else []
+        except DuplicateTransaction as exc:
+            # Another process decided one of these in between (the database's unique key said so).
+            if batch:
+                self._mark_dirty("a batch lost a race for a transaction id")
+                raise ConflictingTransaction(
+                    f"{exc}; another worker decided it at the same moment. Send the same request again to get "
+                    "the stored decision"
+                ) from None
+            return [
+                self._lost_race(tx, exc)[0]
+                if tx.transaction_id == new[0].transaction_id
+                else _replayed(tx, stored[tx.transaction_id])
+                for tx in transactions
+            ]
+        except BaseException:
+            if batch:
+                self._mark_dirty("the decision log refused a batch's commit")
+            raise
+        if not batch:
+            for record in records:
+                self._observe(record)  # only now: the decision is in the log
+        by_id = {s.transaction.transaction_id: s for s in decided}
+        return [
+            by_id[tx.transaction_id] if tx.transaction_id in by_id else _replayed(tx, stored[tx.transaction_id])
+            for tx in transactions
+        ]
 
     def _score_and_commit(
         self,
@@ -520,6 +787,7 @@ class ServingState:
             )
             for s, values in zip(decided, features, strict=True)
         )
+        self._count_commit(len(decided))
         times.log += time.perf_counter() - clock
         self._shadow_score(decided, rows)
         return decided
@@ -611,6 +879,49 @@ class ServingState:
             dropped = self._state.prune(clock - SECONDS_PER_DAY)
             logger.debug("pruned %d history entries on day %d", dropped, day)
             self._pruned_day = day
+
+
+@dataclass(eq=False)
+class _Request:
+    """One request waiting for the decision thread; ``future`` receives its answer or its error."""
+
+    transactions: Sequence[Transaction]
+    model: LoadedModel
+    started: float
+    times: StageTimes
+    queued: float = field(default_factory=time.perf_counter)
+    future: Future[list[Scored]] = field(default_factory=Future)
+
+
+@dataclass(eq=False)
+class _Plan:
+    """A new single transaction of a group, on its way to the commit."""
+
+    request: _Request
+    tx: Transaction
+    record: dict[str, Any]
+    values: dict[str, float]
+    scored: Scored | None = None
+
+    def decision(self, decided_at: dt.datetime) -> Decision:
+        s = self.scored
+        assert s is not None, "scored before it is logged"
+        return Decision(
+            request_id=s.request_id,
+            decided_at=decided_at,
+            transaction_id=s.transaction.transaction_id,
+            customer_id=s.transaction.customer_id,
+            terminal_id=s.transaction.terminal_id,
+            tx_datetime=s.transaction.tx_datetime,
+            tx_amount=s.transaction.tx_amount,
+            model_version=s.model_version,
+            features=self.values,
+            score=s.score,
+            decision=s.decision,
+            threshold=s.threshold,
+            latency_ms=(time.perf_counter() - self.request.started) * 1000,
+            schema_version=s.transaction.schema_version,
+        )
 
 
 def _bank_now() -> dt.datetime:

@@ -292,6 +292,29 @@ def test_tail_gives_rows_after_the_ids_and_snapshot_the_ids_it_reflects(log):
     assert [row.transaction_id for row in tail.decisions] == [7] and tail.labels == []
 
 
+def test_the_tail_is_one_statement_with_labels_first_and_every_field_typed(log):
+    # One read per tail instead of two (it runs before every group of decisions). Breaking it back into
+    # two selects makes two statements; a union that loses a column's type returns strings or ints.
+    log.record_many([make_decision(i) for i in range(1, 4)])
+    log.record_label(2, True, T0 + dt.timedelta(days=1))
+    log.record_label(3, False, T0 + dt.timedelta(days=2))
+    statements: list[str] = []
+    sa.event.listen(log.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    tail = log.tail(after_decision_id=1, after_label_id=0)
+    selects = [text for text in statements if text.lstrip().upper().startswith("SELECT")]  # not BEGIN
+    assert len(selects) == 1, f"the tail ran {len(selects)} queries: {selects}"
+    assert [(row.transaction_id, row.is_fraud) for row in tail.labels] == [(2, True), (3, False)]
+    assert all(type(row.is_fraud) is bool for row in tail.labels)
+    assert [row.label_time for row in tail.labels] == [T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2)]
+    expected = [make_decision(i) for i in (2, 3)]
+    assert [(r.transaction_id, r.customer_id, r.terminal_id, r.tx_amount, r.tx_datetime) for r in tail.decisions] == [
+        (d.transaction_id, d.customer_id, d.terminal_id, d.tx_amount, d.tx_datetime) for d in expected
+    ]
+    assert all(isinstance(r.tx_datetime, dt.datetime) and isinstance(r.tx_amount, float) for r in tail.decisions)
+    assert [r.id for r in tail.decisions] == [2, 3] and [r.id for r in tail.labels] == [1, 2]
+    assert log.tail(after_decision_id=3, after_label_id=2) == ([], [])
+
+
 def test_tailing_with_since_id_sees_every_row_once_in_order(log):
     log.record_many([make_decision(i) for i in range(5)])
     seen: list[str] = []
