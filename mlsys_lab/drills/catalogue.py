@@ -814,17 +814,20 @@ def concept_drift(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
     )
     tracker = Tracker(system.tracking)
     run = train(training, frame, tracker=tracker)
+    run_id = run.run_id
+    if run_id is None:  # train() with a tracker always records the run
+        raise RuntimeError("the concept-drift model was not tracked: it cannot be registered")
     offline_scores = run.pipeline.predict_proba(frame[list(training.features)].to_numpy(np.float64))[:, 1]
     days = transactions["tx_time_days"].to_numpy()
     in_reference = (days >= CONCEPT_REFERENCE_DAYS[0]) & (days <= CONCEPT_REFERENCE_DAYS[1])
     # The operator sets the alert budget on the latest week of scores before the drill (no labels needed). With
     # the validation fold's threshold (chosen on days 30-36) the matured-recall rule never fired on seed 0.
     threshold = threshold_for_budget(offline_scores[in_reference], days[in_reference], CONCEPT_ALERTS_PER_DAY)
-    tracker.log_metrics(run.run_id, {"threshold": threshold})
+    tracker.log_metrics(run_id, {"threshold": threshold})
     alias = f"drill-concept-drift-{uuid.uuid4().hex[:6]}"
     registry = Registry(system.tracking)
     try:
-        version = registry.register(run.run_id).version
+        version = registry.register(run_id).version
         registry.set_alias(alias, version, who="drill runner", why="concept_drift drill: trained before the event")
     finally:
         registry.close()

@@ -14,7 +14,10 @@ def detection_delays(verdicts: pd.DataFrame, start_day: int) -> dict:
 def detection_delays(verdicts: pd.DataFrame, start_day: int) -> dict:
     after = verdicts[(verdicts["day"] >= start_day) & verdicts["alarm"]].sort_values("day")
     first = after.drop_duplicates("detector").set_index("detector")["day"]
-    return {name: (int(first[name]) - start_day if name in first.index else math.nan) for name in verdicts["detector"].unique()}
+    return {
+        name: (int(first[name]) - start_day if name in first.index else math.nan)
+        for name in verdicts["detector"].unique()
+    }
 
 
 # %% wrong: alarms before the start count as detections
