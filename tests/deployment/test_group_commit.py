@@ -233,7 +233,7 @@ def held(
     return [*(a for got in first for a in got), *answers]
 
 
-def in_one_group(live: Live, bodies: Sequence[dict[str, object]], ahead: dict[str, object] | None = None) -> list[Any]:
+def in_one_group(live: Live, bodies: Sequence[dict[str, object]], ahead: Sequence[dict[str, object]] = ()) -> list[Any]:
     return held(live, live.log, bodies, ahead=ahead)
 
 
