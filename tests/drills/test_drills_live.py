@@ -175,9 +175,16 @@ def test_card_testing_live_the_key_matches_the_decision_log_and_only_matured_lab
     passed = ~decisions.set_index("transaction_id")["decision"].reindex(tested).to_numpy(dtype=bool)
     assert key.impact["card_testing_frauds"] == len(tested) > 0
     assert key.impact["card_testing_frauds_missed"] == int(passed.sum()) > 0, "card testing must slip past the model"
-    # Every fraud label known by the last day reached the log through /v1/feedback, once, at its simulated time.
+    # The weeks before the reference days were written as the service's past; every later day went live.
+    live_from = int(record.load["live_from_day"]) * SECONDS_PER_DAY
+    assert record.load["transactions_live"] == int((truth["tx_time_seconds"] >= live_from).sum()) > 0
+    assert got["decisions_backfilled"] == int((truth["tx_time_seconds"] < live_from).sum())
+    # Every fraud label known by the last day is in the log once, at its simulated time: those known by the live
+    # start from the backfill, every later one through /v1/feedback.
     known = truth[(truth["tx_fraud"] == 1) & (truth["tx_label_seconds"] <= n_days * SECONDS_PER_DAY)]
-    assert labels["is_fraud"].all() and got["labels_sent"] == got["labels_recorded"] == len(labels) == len(known)
+    later = int((known["tx_label_seconds"] > live_from).sum())
+    assert labels["is_fraud"].all() and got["labels_sent"] == later > 0
+    assert got["labels_sent"] + got["labels_backfilled"] == got["labels_recorded"] == len(labels) == len(known)
     labelled = seen.dropna(subset=["tx_label_seconds"])
     assert dict(zip(labelled["transaction_id"], labelled["tx_label_seconds"], strict=True)) == dict(
         zip(known["transaction_id"], known["tx_label_seconds"].astype(float), strict=True)
