@@ -7,9 +7,10 @@ pool file the locustfile (and the open-loop generator) only read.
 
 A scenario's shape is a table of :class:`Stage` rows (until when, how many users, how fast to
 spawn them): steady rate, step (the capacity curve), spike and soak are all such tables, and one
-``LoadTestShape`` in the locustfile plays any of them. Pacing is per user (locust's
-``constant_throughput``): ``rate_per_user`` x users is the offered rate, so a step in users is a
-step in offered load.
+``LoadTestShape`` in the locustfile plays any of them. Pacing is per user (a fixed period
+from each user's own random phase, like ``constant_throughput`` but never in lockstep: see the
+locustfile): ``rate_per_user`` x users is the offered rate, so a step in users is a step in
+offered load.
 
 This module is pure Python (pandas and the simulator): it never imports locust.
 
