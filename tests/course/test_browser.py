@@ -60,11 +60,11 @@ def require_chromium() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_and_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudentLab, object]]:
-    # Session scope: each module's test runs with that module's other course tests (tests/conftest.py),
-    # so a module-scoped lab would start JupyterLab and Chromium once per module; one per worker serves them
-    # all, each test shutting down the kernel it started.
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in the worker's main
+    # thread while it is open, and every later test of that worker that calls asyncio.run() or Playwright
+    # failed (14 failures in a fresh-clone run with session scope). Each test shuts down the kernel it started.
     chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
