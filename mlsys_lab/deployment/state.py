@@ -769,23 +769,7 @@ class ServingState:
         clock = time.perf_counter()
         # One transaction for a batch: all its decisions are logged, or none and the request fails.
         self.log.record_many(
-            Decision(
-                request_id=s.request_id,
-                decided_at=decided_at,
-                transaction_id=s.transaction.transaction_id,
-                customer_id=s.transaction.customer_id,
-                terminal_id=s.transaction.terminal_id,
-                tx_datetime=s.transaction.tx_datetime,
-                tx_amount=s.transaction.tx_amount,
-                model_version=s.model_version,
-                features=values,
-                score=s.score,
-                decision=s.decision,
-                threshold=s.threshold,
-                latency_ms=latency_ms,
-                schema_version=s.transaction.schema_version,
-            )
-            for s, values in zip(decided, features, strict=True)
+            _logged(s, values, decided_at, latency_ms) for s, values in zip(decided, features, strict=True)
         )
         self._count_commit(len(decided))
         times.log += time.perf_counter() - clock
@@ -906,22 +890,27 @@ class _Plan:
     def decision(self, decided_at: dt.datetime) -> Decision:
         s = self.scored
         assert s is not None, "scored before it is logged"
-        return Decision(
-            request_id=s.request_id,
-            decided_at=decided_at,
-            transaction_id=s.transaction.transaction_id,
-            customer_id=s.transaction.customer_id,
-            terminal_id=s.transaction.terminal_id,
-            tx_datetime=s.transaction.tx_datetime,
-            tx_amount=s.transaction.tx_amount,
-            model_version=s.model_version,
-            features=self.values,
-            score=s.score,
-            decision=s.decision,
-            threshold=s.threshold,
-            latency_ms=(time.perf_counter() - self.request.started) * 1000,
-            schema_version=s.transaction.schema_version,
-        )
+        return _logged(s, self.values, decided_at, (time.perf_counter() - self.request.started) * 1000)
+
+
+def _logged(s: Scored, values: dict[str, float], decided_at: dt.datetime, latency_ms: float) -> Decision:
+    """The decision log's row for one scored transaction (the features the model was given, and how long it took)."""
+    return Decision(
+        request_id=s.request_id,
+        decided_at=decided_at,
+        transaction_id=s.transaction.transaction_id,
+        customer_id=s.transaction.customer_id,
+        terminal_id=s.transaction.terminal_id,
+        tx_datetime=s.transaction.tx_datetime,
+        tx_amount=s.transaction.tx_amount,
+        model_version=s.model_version,
+        features=values,
+        score=s.score,
+        decision=s.decision,
+        threshold=s.threshold,
+        latency_ms=latency_ms,
+        schema_version=s.transaction.schema_version,
+    )
 
 
 def _bank_now() -> dt.datetime:
