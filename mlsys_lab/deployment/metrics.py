@@ -21,6 +21,11 @@ metric                                          type         what
 ``mlsys_lab_decision_log_errors_total``         counter      writes the decision log refused (each one a 503)
 ``mlsys_lab_decision_log_commit_decisions``     histogram    decisions per commit to the log (group commit):
                                                              ``_count`` is commits, ``_sum`` decisions committed
+``mlsys_lab_gc_pause_seconds``                  histogram    pauses of Python's garbage collector by ``generation``
+                                                             (every request in flight waits for them: see
+                                                             ``ServiceSettings.gc_freeze``)
+``mlsys_lab_gc_frozen_objects``                 gauge        objects ``mlsys-lab serve`` froze out of the
+                                                             collector's scans at start-up (0: none)
 ``mlsys_lab_model_info``                        gauge (1)    the served model: ``alias``, ``version``, ``sha256``
 ``mlsys_lab_model_loaded``                      gauge        1 while a model serves, 0 otherwise
 ``mlsys_lab_model_age_seconds``                 gauge        seconds since the served version was registered
@@ -68,6 +73,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -111,6 +117,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, SLO_SECONDS, 0.
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Decisions per commit: 1 is a request alone; a group holds at most 64 requests, a batch up to 256 rows.
 COMMIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Garbage-collector pauses: a young collection takes well under a millisecond, a full one over a large
+#: heap a tenth of a second or more (and the whole process waits).
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, SLO_SECONDS, 0.1, 0.25, 0.5, 1.0)
 #: Distinct ``field`` label values before new ones become ``other``: a client chooses the field
 #: names of an invalid body, and every label value is a time series kept forever. Counted per
 #: process: with N workers, at most N times this many.
@@ -213,6 +222,53 @@ def _pid_alive(pid: int) -> bool:
             if line.startswith("State:"):
                 return line.split()[1] not in ("Z", "X")
     return True
+
+
+class GcPauseTimer:
+    """Times every garbage collection of this process with a ``gc.callbacks`` hook.
+
+    The hook only appends ``(generation, seconds)`` to a list: it runs inside the collector, possibly
+    while another thread (or this one) holds a metric's lock, so it must never call into
+    prometheus-client. :meth:`drain` hands the pauses over from outside the collector (at each scrape,
+    and every :data:`PUBLISH_SECONDS` in multiprocess mode). Several timers in one process (tests,
+    notebooks) each see every collection of the process.
+
+    Examples
+    --------
+    >>> import gc
+    >>> timer = GcPauseTimer()
+    >>> timer.install()
+    >>> _ = gc.collect()
+    >>> timer.uninstall()
+    >>> [generation for generation, seconds in timer.drain() if seconds >= 0]
+    [2]
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pending.append((info["generation"], time.perf_counter() - self._started))
+
+    def install(self) -> None:
+        """Start timing (idempotent)."""
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def uninstall(self) -> None:
+        """Stop timing; what was timed stays until :meth:`drain`."""
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def drain(self) -> list[tuple[int, float]]:
+        """The pauses timed since the last drain, oldest first."""
+        # Swap, then read: a collection during the read appends to the list being read, and is returned.
+        pending, self._pending = self._pending, []
+        return pending
 
 
 class _ServiceCollector(Collector):
@@ -362,6 +418,20 @@ class ServiceMetrics:
             "Decision-log writes refused (each answered 503, nothing decided).",
             registry=self.registry,
         )
+        self.gc_pauses = Histogram(
+            "mlsys_lab_gc_pause_seconds",
+            "Pauses of the Python garbage collector by generation (2: a full collection), in seconds.",
+            ["generation"],
+            buckets=GC_PAUSE_BUCKETS,
+            registry=self.registry,
+        )
+        self.gc_frozen = Gauge(
+            "mlsys_lab_gc_frozen_objects",
+            "Objects frozen out of the garbage collector's scans at start-up (0: not frozen).",
+            registry=self.registry,
+            multiprocess_mode="liveall",  # each worker freezes its own heap
+        )
+        self._gc_timer = GcPauseTimer()
         self._collector = _ServiceCollector()
         self._worker_gauges: _WorkerGauges | None = None
         if multiprocess_dir is None:
@@ -379,6 +449,7 @@ class ServiceMetrics:
         :data:`PUBLISH_SECONDS`, so it must be called from the running event loop.
         """
         self._collector.service = service
+        self._gc_timer.install()
         if service.serving is not None:  # called from the decision thread after each commit
             service.serving.on_commit = self.commit_sizes.observe
         if self._worker_gauges is not None:
@@ -388,6 +459,7 @@ class ServiceMetrics:
     async def _publish_forever(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_SECONDS)
+            self._record_gc_pauses()
             if self._worker_gauges is not None:
                 self._worker_gauges.publish(self._collector.service)
 
@@ -399,6 +471,8 @@ class ServiceMetrics:
         if self._publisher is not None:
             self._publisher.cancel()
             self._publisher = None
+        self._gc_timer.uninstall()
+        self._record_gc_pauses()
         if self.multiprocess_dir is not None:
             mark_process_dead(os.getpid(), str(self.multiprocess_dir))
 
@@ -431,6 +505,7 @@ class ServiceMetrics:
 
     def exposition(self) -> bytes:
         """The text exposition of every metric, as ``GET /metrics`` serves it (every worker's, merged)."""
+        self._record_gc_pauses()
         if self.multiprocess_dir is None or self._worker_gauges is None:
             return generate_latest(self.registry)
         self._forget_dead_workers()
@@ -439,6 +514,10 @@ class ServiceMetrics:
         merged = CollectorRegistry()
         MultiProcessCollector(merged, path=str(self.multiprocess_dir))
         return generate_latest(merged)
+
+    def _record_gc_pauses(self) -> None:
+        for generation, seconds in self._gc_timer.drain():
+            self.gc_pauses.labels(str(generation)).observe(seconds)
 
     def _forget_dead_workers(self) -> None:
         """``mark_process_dead`` for every worker whose files remain but whose process is gone (killed)."""

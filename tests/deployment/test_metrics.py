@@ -11,6 +11,7 @@ if alive, or its counts lost; metric files of a previous run counted again.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
@@ -137,6 +138,39 @@ def test_model_and_feature_state_gauges_are_read_at_scrape_time(client):
     assert value(scrape(client), "mlsys_lab_feature_state_transactions") == 1
 
 
+def test_garbage_collector_pauses_are_counted_by_generation(client):
+    before = scrape(client)
+    gc.collect()  # a full collection
+    gc.collect(0)  # a young one
+    after = scrape(client)
+    for generation in ("0", "2"):
+        counted = value(after, "mlsys_lab_gc_pause_seconds_count", generation=generation) - value(
+            before, "mlsys_lab_gc_pause_seconds_count", generation=generation
+        )
+        assert counted >= 1, f"a generation-{generation} collection was not counted"
+    assert value(after, "mlsys_lab_gc_pause_seconds_sum", generation="2") > 0
+
+
+def test_only_an_app_that_owns_its_process_freezes_the_start_up_heap_and_the_setting_turns_it_off(tmp_path):
+    # gc.freeze() is process-wide: start from an unfrozen heap, and leave it so for the other tests.
+    gc.unfreeze()
+    try:
+        cases = [({"gc_freeze": True}, False), ({"gc_freeze": False}, True), ({"gc_freeze": True}, True)]
+        frozen = []
+        for n, (changes, owns_process) in enumerate(cases):
+            app = create_app(settings_for(tmp_path / str(n), **changes), owns_process=owns_process)
+            with TestClient(app) as test_client:
+                frozen.append((gc.get_freeze_count(), value(scrape(test_client), "mlsys_lab_gc_frozen_objects")))
+            gc.unfreeze()
+        # A test run or a notebook kernel keeps its collector; MLSYS_LAB_GC_FREEZE=false keeps the server's.
+        assert frozen[0] == (0, 0) and frozen[1] == (0, 0), frozen
+        # The server: everything start-up built (this test process's modules included) is frozen and reported
+        # (frozen objects freed by reference counting since then leave the count, none join it).
+        assert frozen[2][1] >= frozen[2][0] > 10_000, frozen
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.slow
 def test_a_real_uvicorn_server_serves_metrics_from_a_route_not_a_redirect(tmp_path):
     env = {
@@ -152,6 +186,8 @@ def test_a_real_uvicorn_server_serves_metrics_from_a_route_not_a_redirect(tmp_pa
     assert value(samples, "mlsys_lab_http_requests_total", route="/v1/score", method="POST", status="503") == 1
     assert value(samples, "mlsys_lab_model_loaded") == 0
     assert any(name == "mlsys_lab_worker_info" for name, _ in samples)
+    # mlsys-lab serve froze its start-up heap (the imports alone are over 100,000 objects).
+    assert value(samples, "mlsys_lab_gc_frozen_objects") > 100_000
 
 
 def test_metrics_off_serves_no_route_and_the_service_still_scores(tmp_path):
