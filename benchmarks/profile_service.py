@@ -11,7 +11,7 @@ Two measurements in one run, on one trained logistic regression and one decision
    spends around the endpoint: body parsing, validation, dependencies, the thread-pool hop, JSON.
 2. **pyinstrument** on the event loop's thread of the same app in a child uvicorn (``--serve-profiled``,
    started by this script): everything that is not inside the endpoint runs on that thread, so its
-   samples attribute the framework's share (HTTP parsing in h11, validation and serialisation in
+   samples attribute the framework's share (HTTP parsing in httptools or h11, validation and serialisation in
    pydantic, FastAPI/Starlette routing and dependencies, the thread-pool hand-off, waiting for I/O).
    The endpoint body itself runs in Starlette's thread pool, which pyinstrument does not sample;
    its share comes from (1). The full pyinstrument tree goes to ``--profile-out``.
@@ -49,11 +49,11 @@ CATEGORIES = (
     ("endpoint (mlsys_lab)", ("mlsys_lab/",)),
     ("validate / serialise (pydantic)", ("pydantic/", "pydantic_core/", "fastapi/_compat", "fastapi/encoders")),
     ("JSON", ("/json/",)),
-    ("HTTP parsing (uvicorn, h11)", ("h11/", "uvicorn/protocols/")),
+    ("HTTP parsing (uvicorn: httptools, or h11)", ("h11/", "httptools/", "uvicorn/protocols/")),
     ("thread-pool hop (anyio)", ("anyio/", "starlette/concurrency")),
     ("waiting for I/O (epoll)", ("selectors.py",)),
     ("FastAPI/Starlette routing, middleware, dependencies", ("fastapi/", "starlette/")),
-    ("asyncio event loop", ("asyncio/",)),
+    ("event loop (uvloop, or asyncio)", ("asyncio/", "uvloop/")),
 )
 
 
