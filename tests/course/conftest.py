@@ -7,7 +7,9 @@ module (``CLI_VALIDATE_MODULE``) also gets a pair of ``mlsys-lab validate`` runs
 
 Each notebook execution costs seconds to a minute, so each proves as much as it can: alice's one
 graded run proves both that the reference scores full marks and that deleted test cells are
-restored, and the browser test (``test_browser.py``) presses nbgrader's Validate for every module.
+restored; bob's proves the blank scores zero and, read again, that every cell failing in the blank
+is tagged for Run All to go past (``run_all_stops``); and the browser test (``test_browser.py``)
+presses nbgrader's Validate for every module.
 """
 
 from __future__ import annotations
@@ -325,6 +327,45 @@ def is_manual_cell(cell: nbformat.NotebookNode) -> bool:
 
 def graded_ids(nb: nbformat.NotebookNode, predicate: object) -> list[str]:
     return [str(nbgrader_meta(cell)["grade_id"]) for cell in nb.cells if predicate(cell)]  # type: ignore[operator]
+
+
+#: JupyterLab's Run All (and papermill, and nbclient) go on past a failing cell that carries this tag.
+RUN_ON = "raises-exception"
+
+
+def run_all_stops(executed: nbformat.NotebookNode, released: nbformat.NotebookNode) -> list[str]:
+    """Why JupyterLab's Run All of ``released`` would not reach its last cell, judged from ``executed``.
+
+    ``executed`` is ``released`` run top to bottom with errors allowed, as ``nbgrader autograde`` runs
+    bob's blank notebook (every cell runs whatever fails). Run All stops at the first cell that raises
+    unless that cell is tagged ``raises-exception`` (test_browser.py proves JupyterLab honours the tag),
+    so it goes past every failure exactly when each code cell whose output holds an error carries the
+    tag in ``released``, the notebook the student opens. Cells are matched by cell id. Returns one line
+    per problem: an untagged failing cell, a code cell that never ran, a cell only one notebook holds.
+    """
+    tags = {cell.get("id"): cell.metadata.get("tags", []) for cell in released.cells}
+    problems = [
+        f"released cell {index + 1} ({cell.get('id')}) is missing from the executed notebook"
+        for index, cell in enumerate(released.cells)
+        if cell.cell_type == "code" and cell.get("id") not in {c.get("id") for c in executed.cells}
+    ]
+    for index, cell in enumerate(executed.cells):
+        if cell.cell_type != "code":
+            continue
+        name = f"cell {index + 1} ({nbgrader_meta(cell).get('grade_id') or cell.get('id')})"
+        if cell.get("id") not in tags:
+            problems.append(f"{name} is not in the released notebook")
+            continue
+        # nbclient skips a blank code cell (no execution count), and a blank cell cannot raise.
+        if cell.source.strip() and not cell.get("execution_count"):
+            problems.append(f"{name} never ran")
+        errors = [output for output in cell.get("outputs", []) if output.output_type == "error"]
+        if errors and RUN_ON not in tags[cell.get("id")]:
+            problems.append(
+                f"{name} raises {errors[0].ename}: {str(errors[0].evalue)[:200]} and is not tagged {RUN_ON!r}, "
+                "so Run All stops there"
+            )
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from .conftest import (
     ASSIGNMENTS,
     REPO_ROOT,
+    RUN_ON,
     Execution,
     is_graded,
     is_test_cell,
@@ -133,10 +134,6 @@ def test_graded_runs_take_the_short_version(assignment: str) -> None:
     )
 
 
-#: JupyterLab's Run All (and papermill, and nbclient) go on past a failing cell that carries this tag.
-RUN_ON = "raises-exception"
-
-
 def _names(source: str, *, defined: bool) -> set[str]:
     """Top-level names a cell defines (functions, classes, assignments), or every name it reads."""
     try:
@@ -156,8 +153,9 @@ def test_run_all_goes_past_unanswered_exercises(assignment: str) -> None:
     # In a blank notebook every test cell fails, and so does a lesson cell that calls the learner's
     # function; without the tag, Run All stops at the first of them and the rest of the lesson (its
     # plots, the later sections) never runs. nbgrader ignores the tag: it grades from the outputs.
-    # The browser test checks the effect in JupyterLab (every code cell runs); the solution's
-    # papermill run checks that no tagged cell hides a real error.
+    # This reads the source statically; test_run_all_goes_past_every_failure_of_the_blank (test_grading.py)
+    # checks every cell that really fails in bob's autograded blank is tagged, and the browser test that
+    # JupyterLab's Run All goes past a tagged failure. The solution's run checks no tag hides a real error.
     answers: set[str] = set()
     untagged = []
     for index, cell in enumerate(_read("source", assignment).cells):
