@@ -18,15 +18,21 @@ scheduler (:class:`SharedFixtureScheduling`) under the same option. A test's sco
    ``[02_training_layer-train_forest]``): every per-module session fixture stays on one worker;
 2. otherwise its file, so a module-scoped fixture is built once.
 
-Scopes, not single tests, are handed out to the workers. A new test needs no mark.
+Scopes, not single tests, are handed out to the workers, longest first (:func:`work_order`), so that
+neither worker is left running a long scope alone at the end. A new test needs no mark. After a run
+under xdist, the terminal summary shows each worker's busy time and when it finished, and each
+scope's measured seconds are kept in pytest's cache (``.pytest_cache/``) for the next run's order.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import time
 import uuid
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -77,16 +83,124 @@ def scope_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+#: pytest's cache key for each scope's measured ``[seconds, tests]`` in the last run that ran all of it.
+SCOPE_SECONDS = "mlsys-lab/scope-seconds"
+_COURSE_SCOPE = re.compile(r"course-(\d\d)_")
+
+
+def work_order(tests: Mapping[str, int], measured: Mapping[str, float]) -> list[str]:
+    """The order in which the scheduler hands scopes out: longest first.
+
+    Each idle worker takes the next scope, so the ones handed out last decide how long one worker runs
+    alone at the end: they should be the short ones. ``tests`` maps each scope to its number of tests,
+    ``measured`` to its seconds in an earlier run (pytest's cache). A scope without a measurement is
+    assumed long and goes first: too early costs nothing, too late leaves a worker alone with it.
+    Without measurements (a fresh clone), the course modules go first, the latest first (each builds on
+    more of the system: module 07's chain of notebook runs is the longest, 00's the shortest), then the
+    other scopes by their number of tests, as xdist orders them.
+
+    >>> work_order({"tests/a.py": 9, "course-00_x": 3, "course-07_y": 2, "tests/b.py": 20}, {})
+    ['course-07_y', 'course-00_x', 'tests/b.py', 'tests/a.py']
+    >>> work_order({"tests/a.py": 9, "course-00_x": 3, "tests/new.py": 1}, {"tests/a.py": 300.0, "course-00_x": 60.0})
+    ['tests/new.py', 'tests/a.py', 'course-00_x']
+    """
+
+    def fallback(scope: str) -> tuple[int, int]:
+        course = _COURSE_SCOPE.match(scope)
+        return (0, -int(course.group(1))) if course else (1, -tests[scope])
+
+    return sorted(tests, key=lambda scope: (-measured.get(scope, math.inf), fallback(scope)))
+
+
+def usable_measurements(cached: Mapping[str, list[float]], tests: Mapping[str, int]) -> dict[str, float]:
+    """The cached ``[seconds, tests]`` of each scope that measured at least the tests scheduled now.
+
+    A measurement of fewer tests (a ``-k`` or ``-m`` run) would make a long scope look short and send
+    it last; such a scope counts as unmeasured instead.
+
+    >>> usable_measurements({"course-07_c": [1.0, 12], "tests/a.py": [30.0, 5]}, {"course-07_c": 41, "tests/a.py": 5})
+    {'tests/a.py': 30.0}
+    """
+    return {scope: float(cached[scope][0]) for scope in tests if scope in cached and cached[scope][1] >= tests[scope]}
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """Under ``--dist loadgroup``, hand out whole scopes (:func:`scope_of`) instead of xdist's groups."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    cached = config.cache.get(SCOPE_SECONDS, {}) if config.cache is not None else {}
+
     class SharedFixtureScheduling(LoadScopeScheduling):
-        """xdist's scope scheduler with :func:`scope_of` as the scope of a test id."""
+        """xdist's scope scheduler with :func:`scope_of` as the scope of a test id, longest scope first."""
 
         def _split_scope(self, nodeid: str) -> str:
             return scope_of(nodeid)
 
+        def _assign_work_unit(self, node: object) -> None:
+            # xdist fills its queue once, from the whole collection, before handing out the first unit.
+            if not getattr(self, "_ordered", False):
+                tests = {scope: len(unit) for scope, unit in self.workqueue.items()}
+                measured = usable_measurements(cached, tests)
+                for scope in work_order(tests, measured):
+                    self.workqueue.move_to_end(scope)
+                self._ordered = True
+            super()._assign_work_unit(node)  # type: ignore[arg-type]
+
     return SharedFixtureScheduling(config, log)  # type: ignore[arg-type]
+
+
+class WorkerBalance:
+    """On the xdist controller: each worker's busy seconds and when it finished, and each scope's seconds.
+
+    The summary shows whether one worker ran alone at the end; the seconds go to pytest's cache, where
+    the next run's :func:`work_order` reads them. A scope's entry is replaced only by a run that ran at
+    least as many of its tests, so ``-k`` runs do not make a long scope look short.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.start = time.monotonic()
+        self.busy: dict[str, float] = defaultdict(float)
+        self.finished: dict[str, float] = {}
+        self.scopes: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        node = getattr(report, "node", None)  # set by xdist on the reports it relays from a worker
+        if node is None:
+            return
+        worker = str(node.gateway.id)
+        self.busy[worker] += report.duration
+        self.finished[worker] = time.monotonic() - self.start
+        scope = self.scopes[scope_of(report.nodeid)]
+        scope[0] += report.duration
+        scope[1] += report.when == "teardown"
+
+    def pytest_sessionfinish(self) -> None:
+        if not self.scopes or self.config.cache is None:
+            return
+        kept = dict(self.config.cache.get(SCOPE_SECONDS, {}))
+        for scope, (seconds, tests) in self.scopes.items():
+            if tests >= kept.get(scope, (0.0, 0))[1]:
+                kept[scope] = [round(seconds, 1), int(tests)]
+        self.config.cache.set(SCOPE_SECONDS, kept)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.busy:
+            return
+        terminalreporter.section("worker balance")
+        end = max(self.finished.values())
+        for worker in sorted(self.busy):
+            terminalreporter.write_line(
+                f"{worker}: busy {self.busy[worker]:6.0f} s, last test done {self.finished[worker]:6.0f} s after the "
+                f"start, then idle {end - self.finished[worker]:5.0f} s"
+            )
+        longest = sorted(self.scopes.items(), key=lambda item: -item[1][0])[:10]
+        terminalreporter.write_line("longest scopes: " + ", ".join(f"{scope} {s:.0f} s" for scope, (s, _) in longest))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Measure the workers' balance on the controller of a ``--dist loadgroup`` run."""
+    if not hasattr(config, "workerinput") and config.getvalue("dist") == "loadgroup":
+        config.pluginmanager.register(WorkerBalance(config), "mlsys-lab-worker-balance")

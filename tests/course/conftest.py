@@ -1,13 +1,16 @@
 """Fixtures for the course tests: every assignment under assignments/source gets every test.
 
 Expensive work happens once per assignment per session and is shared by the tests that read it:
-one regeneration (freshness), one papermill run of the solution (execution and stderr lint), and one
-nbgrader round trip with both fake students graded in a single ``nbgrader autograde`` call. One
-module (``CLI_VALIDATE_MODULE``) also gets a pair of ``mlsys-lab validate`` runs.
+one regeneration (freshness) and one nbgrader round trip with both fake students graded in a single
+``nbgrader autograde`` call. One module (``PAPERMILL_MODULE``) also gets a papermill run of its
+solution, and one (``CLI_VALIDATE_MODULE``) a pair of ``mlsys-lab validate`` runs.
 
 Each notebook execution costs seconds to a minute, so each proves as much as it can: alice's one
-graded run proves both that the reference scores full marks and that deleted test cells are
-restored, and the browser test (``test_browser.py``) presses nbgrader's Validate for every module.
+graded run proves that the reference scores full marks and that deleted test cells are restored,
+and, read again, that the solution runs top to bottom without an error or stderr noise and that its
+prose matches its outputs; bob's proves the blank scores zero and, read again, that every cell
+failing in the blank is tagged for Run All to go past (``run_all_stops``); and the browser test
+(``test_browser.py``) presses nbgrader's Validate for every module.
 """
 
 from __future__ import annotations
@@ -81,6 +84,16 @@ def regenerated(assignment: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 # --------------------------------------------------------------------------------------------------
 
 
+#: The module whose solution papermill runs (test_execution.py). Papermill's part, injecting ``FAST = True``
+#: after the ``parameters`` cell, is the same code for every module, and test_lint.py checks every module's
+#: cell after ``parameters`` applies it (``FAST = grading.fast_mode(FAST)``). What differs per module is
+#: proven for all eight on alice's autograded notebook: the round trip already runs the solution (hidden
+#: tests included) top to bottom in the same short version, so a second run of it would prove nothing new.
+#: There every cell ran and none raised (test_lint.py), graded cells keep stderr quiet (test_lint.py) and
+#: the prose matches the outputs (test_prose.py). ``benchmarks/bench_course.py`` runs all eight with papermill.
+PAPERMILL_MODULE = "00_notebook_thinking"
+
+
 @dataclass(frozen=True)
 class Execution:
     """One papermill run of a solution notebook."""
@@ -95,7 +108,8 @@ class Execution:
 def executed_solution(
     assignment: str, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Execution:
-    """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session."""
+    """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session (requested for
+    ``PAPERMILL_MODULE`` only)."""
     import papermill
 
     # Run a copy: notebooks write run outputs (MLflow stores, decision logs) beside themselves, and a
@@ -160,6 +174,10 @@ class RoundTrip:
     scores: pd.DataFrame
     grades_csv: pd.DataFrame
     autograde_seconds: float
+
+    def graded_notebook(self, student: str, assignment: str) -> Path:
+        """The notebook ``nbgrader autograde`` executed for ``student``, with every output it produced."""
+        return self.course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
 
 
 STUDENTS = {
@@ -323,8 +341,64 @@ def is_manual_cell(cell: nbformat.NotebookNode) -> bool:
     return bool(meta.get("grade")) and bool(meta.get("solution"))
 
 
+def cell_errors(nb: nbformat.NotebookNode) -> list[str]:
+    """``cell N: Ename: message`` for each error output of an executed notebook, and each code cell that never ran."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        # nbclient skips a blank code cell (no execution count), and a blank cell cannot raise.
+        if cell.source.strip() and not cell.get("execution_count"):
+            found.append(f"cell {index + 1}: never ran")
+        found += [
+            f"cell {index + 1}: {output.ename}: {str(output.evalue)[:200]}"
+            for output in cell.get("outputs", [])
+            if output.output_type == "error"
+        ]
+    return found
+
+
 def graded_ids(nb: nbformat.NotebookNode, predicate: object) -> list[str]:
     return [str(nbgrader_meta(cell)["grade_id"]) for cell in nb.cells if predicate(cell)]  # type: ignore[operator]
+
+
+#: JupyterLab's Run All (and papermill, and nbclient) go on past a failing cell that carries this tag.
+RUN_ON = "raises-exception"
+
+
+def run_all_stops(executed: nbformat.NotebookNode, released: nbformat.NotebookNode) -> list[str]:
+    """Why JupyterLab's Run All of ``released`` would not reach its last cell, judged from ``executed``.
+
+    ``executed`` is ``released`` run top to bottom with errors allowed, as ``nbgrader autograde`` runs
+    bob's blank notebook (every cell runs whatever fails). Run All stops at the first cell that raises
+    unless that cell is tagged ``raises-exception`` (test_browser.py proves JupyterLab honours the tag),
+    so it goes past every failure exactly when each code cell whose output holds an error carries the
+    tag in ``released``, the notebook the student opens. Cells are matched by cell id. Returns one line
+    per problem: an untagged failing cell, a code cell that never ran, a cell only one notebook holds.
+    """
+    tags = {cell.get("id"): cell.metadata.get("tags", []) for cell in released.cells}
+    problems = [
+        f"released cell {index + 1} ({cell.get('id')}) is missing from the executed notebook"
+        for index, cell in enumerate(released.cells)
+        if cell.cell_type == "code" and cell.get("id") not in {c.get("id") for c in executed.cells}
+    ]
+    for index, cell in enumerate(executed.cells):
+        if cell.cell_type != "code":
+            continue
+        name = f"cell {index + 1} ({nbgrader_meta(cell).get('grade_id') or cell.get('id')})"
+        if cell.get("id") not in tags:
+            problems.append(f"{name} is not in the released notebook")
+            continue
+        # nbclient skips a blank code cell (no execution count), and a blank cell cannot raise.
+        if cell.source.strip() and not cell.get("execution_count"):
+            problems.append(f"{name} never ran")
+        errors = [output for output in cell.get("outputs", []) if output.output_type == "error"]
+        if errors and RUN_ON not in tags[cell.get("id")]:
+            problems.append(
+                f"{name} raises {errors[0].ename}: {str(errors[0].evalue)[:200]} and is not tagged {RUN_ON!r}, "
+                "so Run All stops there"
+            )
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """The student path in a real browser: JupyterLab from `mlsys-lab lab`, driven by Chromium.
 
-For every module: open the student notebook in work/, Run All, put the reference answers in,
-reload, press nbgrader's Validate and see success; and check that no instructor tool is on the
-page. For one module (``VALIDATE_BLANK_MODULE``) also press Validate on the blank notebook and see
-the first failure shown. Screenshots go to runs/browser/ (git-ignored).
+For every module: open the student notebook in work/, check that no instructor tool is on the page,
+put the reference answers in, reload, press nbgrader's Validate and see success. For one module
+(``BLANK_MODULE``) also, before answering, Run All on the blank notebook and see every code cell run,
+then press Validate on the blank and see the first failure shown. Screenshots go to runs/browser/
+(git-ignored).
 
-Why Validate on the blank once, not eight times: the dialog is nbgrader's, the same for every
-module, and each Validate runs the whole notebook again. That every module's blank fails every test
-is proven for all eight by ``nbgrader autograde`` of bob's blank notebook (test_grading.py, zero on
-every test cell) and by ``mlsys-lab validate`` naming the failing cells (test_grading.py).
+Why Run All and Validate on the blank once, not eight times: what they exercise is JupyterLab's and
+nbgrader's code, the same for every module, and each costs a whole run of the notebook. What differs
+per module is proven for all eight from the blank notebook ``nbgrader autograde`` already ran for bob
+(test_grading.py): every cell that fails there is tagged ``raises-exception``, the tag this test
+proves Run All goes past (test_run_all_goes_past_every_failure_of_the_blank); and every test cell
+scores zero (test_blank_notebook_scores_zero), with ``mlsys-lab validate`` naming the failing cells
+(test_grading.py). The static lint of the tags (test_lint.py) says which cells should carry it.
 
 Needs Debian's Chromium (/usr/bin/chromium): skipped without it on a developer machine, a failure
 with CI=true.
@@ -41,8 +45,8 @@ SCREENSHOTS = REPO_ROOT / "runs" / "browser"
 MODULES = sorted(p.name for p in (REPO_ROOT / "notebooks").iterdir() if p.is_dir() and p.name[:2].isdigit())
 INSTRUCTOR_TOOLS = ["Formgrader", "Create Assignment", "Course List", "Assignment List", "Manage Assignments"]
 VALIDATE_TIMEOUT_MS = 300_000
-#: The module whose blank notebook is also validated in the browser (see the module docstring).
-VALIDATE_BLANK_MODULE = "00_notebook_thinking"
+#: The module whose blank notebook is also run (Run All) and validated in the browser (see the module docstring).
+BLANK_MODULE = "00_notebook_thinking"
 
 
 def require_chromium() -> Path:
@@ -156,7 +160,21 @@ def _student_path(module: str, lab: StudentLab, page: object) -> None:
     present = [tool for tool in INSTRUCTOR_TOOLS if tool in body]
     assert not present, f"the student lab shows instructor tools {present}"
 
-    # Run All from the menu, as a student would; wait until the kernel is idle again.
+    if module == BLANK_MODULE:
+        _run_all_blank(page, lab, module)
+        _validate_blank(page, module)
+
+    # The reference answers, typed into the file on disk; reload so JupyterLab reads it.
+    _answer(lab.work_dir / module / f"{module}.ipynb")
+    _open(page, lab, module)
+    text = _validate(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{module}-3-validate-answered.png"))  # type: ignore[attr-defined]
+    _close_dialog(page)
+    assert "Success" in text and "pass" in text, f"Validate on the answered {module} did not pass:\n{text[:2000]}"
+
+
+def _run_all_blank(page: object, lab: StudentLab, module: str) -> None:
+    """Run All from the menu, as a student would, and check in the saved file that every code cell ran."""
     page.locator(".jp-Notebook .jp-Cell").first.click()  # type: ignore[attr-defined]
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # type: ignore[attr-defined]
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()  # type: ignore[attr-defined]
@@ -178,17 +196,9 @@ def _student_path(module: str, lab: StudentLab, page: object) -> None:
     # raises-exception, so Run All shows the whole lesson before anything is answered.
     skipped = [i + 1 for i, c in enumerate(saved.cells) if c.cell_type == "code" and not c.get("execution_count")]
     assert not skipped, f"Run All stopped early in the blank {module}: cells {skipped} never ran"
-
-    if module == VALIDATE_BLANK_MODULE:
-        _validate_blank(page, module)
-
-    # The reference answers, typed into the file on disk; reload so JupyterLab reads it.
-    _answer(lab.work_dir / module / f"{module}.ipynb")
-    _open(page, lab, module)
-    text = _validate(page)
-    page.screenshot(path=str(SCREENSHOTS / f"{module}-3-validate-answered.png"))  # type: ignore[attr-defined]
-    _close_dialog(page)
-    assert "Success" in text and "pass" in text, f"Validate on the answered {module} did not pass:\n{text[:2000]}"
+    # Past a failure, not merely through a notebook where nothing failed: the claim is about the tag.
+    failed = [i + 1 for i, c in enumerate(saved.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert failed, f"no cell failed in the blank {module} under Run All; expected the unanswered tests to fail"
 
 
 def _validate_blank(page: object, module: str) -> None:

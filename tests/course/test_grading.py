@@ -8,6 +8,7 @@ stay 0 when tests fail. The student's ``mlsys-lab validate`` is checked on one m
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ import pytest
 
 from .conftest import (
     CLI_VALIDATE_MODULE,
+    RUN_ON,
     STUDENTS,
     RoundTrip,
     deleted_test_ids,
@@ -24,6 +26,7 @@ from .conftest import (
     is_manual_cell,
     is_test_cell,
     notebook_path,
+    run_all_stops,
 )
 
 pytestmark = pytest.mark.slow
@@ -73,6 +76,64 @@ def test_blank_notebook_scores_zero(assignment: str, round_trip: RoundTrip) -> N
         f"(auto_score {list(scoring.auto_score)}); expected 0 everywhere. A test that passes without "
         "an answer gives free points: make it call the student's function and check the result."
     )
+
+
+def test_run_all_goes_past_every_failure_of_the_blank(assignment: str, round_trip: RoundTrip) -> None:
+    # JupyterLab's Run All stops at the first failing cell not tagged raises-exception; the browser test
+    # proves on one module that it goes past the tagged ones. Which cells fail blank differs per module:
+    # bob's autograded notebook (the blank, every cell run, errors allowed) shows them, with no extra run.
+    graded = nbformat.read(round_trip.course_dir / "autograded" / "bob" / assignment / f"{assignment}.ipynb", 4)
+    released = nbformat.read(round_trip.course_dir / "release" / assignment / f"{assignment}.ipynb", 4)
+    failing = [i for i, c in enumerate(graded.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert failing, f"No cell of the blank {assignment} raised under autograde; expected every test cell to fail."
+    stops = run_all_stops(graded, released)
+    assert not stops, (
+        f"Run All of the blank {assignment} would not reach the end: {stops}. Tag each cell that fails in the blank "
+        f"notebook {RUN_ON!r} in the source notebook (JupyterLab: property inspector, Cell Tags) and rebuild."
+    )
+    # The check bites on this very notebook: drop the tag of the first failing cell and it must stop there.
+    untagged = copy.deepcopy(released)
+    (cell,) = [c for c in untagged.cells if c.get("id") == graded.cells[failing[0]].get("id")]
+    cell.metadata["tags"] = [tag for tag in cell.metadata.get("tags", []) if tag != RUN_ON]
+    stopped = run_all_stops(graded, untagged)
+    assert len(stopped) == 1 and f"cell {failing[0] + 1} " in stopped[0], (
+        f"With the tag removed from cell {failing[0] + 1} of {assignment}, run_all_stops said {stopped}; expected "
+        "exactly that cell reported."
+    )
+
+
+def _code_cell(source: str, *, tags: list[str], error: bool, ran: bool = True) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": tags})
+    cell.execution_count = 1 if ran else None
+    if error:
+        cell.outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    return cell
+
+
+def test_run_all_stops_names_the_untagged_failure_and_the_cell_that_never_ran() -> None:
+    released = nbformat.v4.new_notebook(
+        cells=[
+            _code_cell("x = 1", tags=[], error=False),
+            _code_cell("answer()", tags=[RUN_ON], error=False),
+            _code_cell("check(answer)", tags=[RUN_ON], error=False),
+            _code_cell("plot(x)", tags=[], error=False),
+        ]
+    )
+    executed = copy.deepcopy(released)
+    for index in (1, 2):
+        executed.cells[index] = _code_cell(executed.cells[index].source, tags=[RUN_ON], error=True)
+        executed.cells[index].id = released.cells[index].id
+    assert run_all_stops(executed, released) == []
+
+    released.cells[2].metadata["tags"] = []
+    executed.cells[3].execution_count = None
+    stops = run_all_stops(executed, released)
+    assert len(stops) == 2, stops
+    assert stops[0].startswith("cell 3 ") and "so Run All stops there" in stops[0], stops
+    assert stops[1] == f"cell 4 ({released.cells[3].id}) never ran", stops
+
+    del executed.cells[0]
+    assert any("missing from the executed notebook" in line for line in run_all_stops(executed, released))
 
 
 def test_deleted_test_cells_are_restored_and_graded(assignment: str, round_trip: RoundTrip) -> None:
