@@ -1,16 +1,15 @@
 """Fixtures for the course tests: every assignment under assignments/source gets every test.
 
 Expensive work happens once per assignment per session and is shared by the tests that read it:
-one regeneration (freshness) and one nbgrader round trip with both fake students graded in a single
-``nbgrader autograde`` call. One module (``PAPERMILL_MODULE``) also gets a papermill run of its
-solution, and one (``CLI_VALIDATE_MODULE``) a pair of ``mlsys-lab validate`` runs.
+one regeneration (freshness), one papermill run of the solution (execution and stderr lint), and one
+nbgrader round trip with both fake students graded in a single ``nbgrader autograde`` call. One
+module (``CLI_VALIDATE_MODULE``) also gets a pair of ``mlsys-lab validate`` runs.
 
 Each notebook execution costs seconds to a minute, so each proves as much as it can: alice's one
-graded run proves that the reference scores full marks and that deleted test cells are restored,
-and, read again, that the solution runs top to bottom without an error or stderr noise and that its
-prose matches its outputs; bob's proves the blank scores zero and, read again, that every cell
-failing in the blank is tagged for Run All to go past (``run_all_stops``); and the browser test
-(``test_browser.py``) presses nbgrader's Validate for every module.
+graded run proves both that the reference scores full marks and that deleted test cells are
+restored; bob's proves the blank scores zero and, read again, that every cell failing in the blank
+is tagged for Run All to go past (``run_all_stops``); and the browser test (``test_browser.py``)
+presses nbgrader's Validate for every module.
 """
 
 from __future__ import annotations
@@ -84,16 +83,6 @@ def regenerated(assignment: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 # --------------------------------------------------------------------------------------------------
 
 
-#: The module whose solution papermill runs (test_execution.py). Papermill's part, injecting ``FAST = True``
-#: after the ``parameters`` cell, is the same code for every module, and test_lint.py checks every module's
-#: cell after ``parameters`` applies it (``FAST = grading.fast_mode(FAST)``). What differs per module is
-#: proven for all eight on alice's autograded notebook: the round trip already runs the solution (hidden
-#: tests included) top to bottom in the same short version, so a second run of it would prove nothing new.
-#: There every cell ran and none raised (test_lint.py), graded cells keep stderr quiet (test_lint.py) and
-#: the prose matches the outputs (test_prose.py). ``benchmarks/bench_course.py`` runs all eight with papermill.
-PAPERMILL_MODULE = "00_notebook_thinking"
-
-
 @dataclass(frozen=True)
 class Execution:
     """One papermill run of a solution notebook."""
@@ -108,8 +97,7 @@ class Execution:
 def executed_solution(
     assignment: str, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Execution:
-    """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session (requested for
-    ``PAPERMILL_MODULE`` only)."""
+    """Run ``solutions/NN_slug/NN_slug.ipynb`` top to bottom in fast mode, once per session."""
     import papermill
 
     # Run a copy: notebooks write run outputs (MLflow stores, decision logs) beside themselves, and a
@@ -174,10 +162,6 @@ class RoundTrip:
     scores: pd.DataFrame
     grades_csv: pd.DataFrame
     autograde_seconds: float
-
-    def graded_notebook(self, student: str, assignment: str) -> Path:
-        """The notebook ``nbgrader autograde`` executed for ``student``, with every output it produced."""
-        return self.course_dir / "autograded" / student / assignment / f"{assignment}.ipynb"
 
 
 STUDENTS = {
@@ -339,23 +323,6 @@ def is_manual_cell(cell: nbformat.NotebookNode) -> bool:
     """A graded answer cell, scored by a person."""
     meta = nbgrader_meta(cell)
     return bool(meta.get("grade")) and bool(meta.get("solution"))
-
-
-def cell_errors(nb: nbformat.NotebookNode) -> list[str]:
-    """``cell N: Ename: message`` for each error output of an executed notebook, and each code cell that never ran."""
-    found = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        # nbclient skips a blank code cell (no execution count), and a blank cell cannot raise.
-        if cell.source.strip() and not cell.get("execution_count"):
-            found.append(f"cell {index + 1}: never ran")
-        found += [
-            f"cell {index + 1}: {output.ename}: {str(output.evalue)[:200]}"
-            for output in cell.get("outputs", [])
-            if output.output_type == "error"
-        ]
-    return found
 
 
 def graded_ids(nb: nbformat.NotebookNode, predicate: object) -> list[str]:

@@ -13,8 +13,7 @@ from .conftest import (
     ASSIGNMENTS,
     REPO_ROOT,
     RUN_ON,
-    RoundTrip,
-    cell_errors,
+    Execution,
     is_graded,
     is_test_cell,
     nbgrader_meta,
@@ -175,16 +174,20 @@ def test_run_all_goes_past_unanswered_exercises(assignment: str) -> None:
 
 
 @pytest.mark.slow
-def test_no_cell_of_the_solution_raises(assignment: str, round_trip: RoundTrip) -> None:
-    # nbgrader, like Run All and papermill, goes on past a failing cell: the tag raises-exception must
-    # never hide a real error in the reference solution. alice's graded notebook is the solution (hidden
-    # tests included) run top to bottom in the short version; her deleted test cells are restored in it.
-    graded = round_trip.graded_notebook("alice", assignment)
-    errors = cell_errors(nbformat.read(graded, as_version=4))
-    assert not errors, (
-        f"{assignment}: the reference solution, run by nbgrader autograde, has {errors}; expected every cell to "
-        f"run without an error. The executed notebook is {graded}."
-    )
+def test_no_cell_of_the_solution_raises(assignment: str, executed_solution: Execution) -> None:
+    # papermill, like Run All, goes on past a cell tagged raises-exception: the tag must never hide a
+    # real error in the reference solution.
+    if executed_solution.error is not None:
+        pytest.fail(f"The solution of {assignment} did not run, see test_solution_runs_in_fast_mode.")
+    nb = nbformat.read(executed_solution.output, as_version=4)
+    failed = [
+        f"cell {index + 1}: {output.ename}: {output.evalue[:200]}"
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+    assert not failed, f"{assignment}: the reference solution raised in {failed}; expected no error in any cell."
 
 
 @pytest.mark.parametrize("folder", ["source", "notebooks", "solutions"])
@@ -210,9 +213,10 @@ def test_test_cells_open_with_a_comment(assignment: str) -> None:
 
 
 @pytest.mark.slow
-def test_graded_cells_write_nothing_to_stderr(assignment: str, round_trip: RoundTrip) -> None:
-    # Read from alice's graded notebook (the solution run by nbgrader autograde, see PAPERMILL_MODULE).
-    nb = nbformat.read(round_trip.graded_notebook("alice", assignment), as_version=4)
+def test_graded_cells_write_nothing_to_stderr(assignment: str, executed_solution: Execution) -> None:
+    if executed_solution.error is not None:
+        pytest.fail(f"The solution of {assignment} did not run, see test_solution_runs_in_fast_mode.")
+    nb = nbformat.read(executed_solution.output, as_version=4)
     noisy = []
     for cell in nb.cells:
         if not is_graded(cell) or cell.cell_type != "code":

@@ -3,8 +3,8 @@
 Prose rots: a notebook's text quoted "99.2% accuracy" while its own output showed 99.41%, and a
 module opened with "your report said AP 0.70" after the previous one showed 0.278. Every decimal and
 every percentage in a Markdown cell (code spans, code blocks and diagrams excluded) must appear, at
-the precision the text gives, among the outputs of the executed solution notebook (alice's, which the round
-trip's autograde already runs, in fast mode), unless it is a definition listed in ``DEFINITIONS``.
+the precision the text gives, among the outputs of the executed solution notebook (the one the
+course conftest already runs, in fast mode), unless it is a definition listed in ``DEFINITIONS``.
 A number that depends on the data belongs in a code cell's output, and the text refers to it
 ("the accuracy printed above"); a verdict that must hold belongs in an assertion in a code cell.
 """
@@ -16,7 +16,7 @@ import re
 import nbformat
 import pytest
 
-from .conftest import RoundTrip
+from .conftest import Execution
 
 #: Numbers the text defines rather than measures, per module: a rule's constant, not a result.
 DEFINITIONS: dict[str, set[str]] = {
@@ -125,13 +125,14 @@ def test_rounding_and_fractions_count_as_shown() -> None:
 
 
 @pytest.mark.slow
-def test_prose_matches_the_executed_outputs(assignment: str, round_trip: RoundTrip) -> None:
-    # alice's graded notebook is the solution executed by nbgrader autograde, in fast mode (see PAPERMILL_MODULE).
-    nb = nbformat.read(round_trip.graded_notebook("alice", assignment), as_version=4)
+def test_prose_matches_the_executed_outputs(assignment: str, executed_solution: Execution) -> None:
+    if executed_solution.error is not None:
+        pytest.skip("the solution did not run; test_execution reports why")
+    nb = nbformat.read(executed_solution.output, as_version=4)
     wrong = unsupported_claims(nb, DEFINITIONS.get(assignment, set()))
     assert not wrong, (
         f"{assignment}: the text states numbers that no output of the executed solution "
-        f"(alice's autograded notebook, fast mode) shows: {wrong}. Print the number in a code cell and "
+        f"(parameters {executed_solution.parameters}) shows: {wrong}. Print the number in a code cell and "
         "refer to it ('the accuracy printed above'), check the claim with an assertion in a code cell, or, "
         "for a constant the text defines, add it to DEFINITIONS in tests/course/test_prose.py."
     )
