@@ -94,12 +94,17 @@ def _epoch_seconds(value: object) -> int:
 class _TerminalEntry:
     """One transaction in a terminal's history; ``fraud_known_from`` is inf until a fraud label arrives."""
 
-    __slots__ = ("fraud_known_from", "time", "transaction_id")
+    __slots__ = ("fraud_known_from", "terminal", "time", "transaction_id")
 
-    def __init__(self, time: int, transaction_id: int) -> None:
+    def __init__(self, time: int, transaction_id: int, terminal: int) -> None:
         self.time = time
         self.transaction_id = transaction_id
+        self.terminal = terminal
         self.fraud_known_from = math.inf
+
+
+def _entry_time(entry: _TerminalEntry) -> int:
+    return entry.time
 
 
 class _CustomerHistory:
@@ -187,6 +192,9 @@ class OnlineFeatureState:
         self._terminals: dict[int, deque[_TerminalEntry]] = {}
         # transaction_id -> its terminal entry, for labels; holds exactly the entries in _terminals.
         self._by_id: dict[int, _TerminalEntry] = {}
+        # terminal -> its entries with a fraud label (about 1% of them): the risk counts only these, so a
+        # window is two bisections of the terminal's entries and a look at its few labelled ones.
+        self._labelled: dict[int, set[_TerminalEntry]] = {}
 
     # -- reading transactions ---------------------------------------------------------------------
 
@@ -272,6 +280,10 @@ class OnlineFeatureState:
             return False
         known = float(label_time_seconds)
         entry.fraud_known_from = known if is_fraud and not math.isnan(known) else math.inf
+        if entry.fraud_known_from < math.inf:
+            self._labelled.setdefault(entry.terminal, set()).add(entry)
+        else:
+            self._unlabel(entry)
         return True
 
     def prune(self, now_seconds: int) -> int:
@@ -287,7 +299,7 @@ class OnlineFeatureState:
         for terminal in list(self._terminals):
             entries = self._terminals[terminal]
             while entries and entries[0].time <= terminal_cut:
-                del self._by_id[entries.popleft().transaction_id]
+                self._forget(entries.popleft())
                 dropped += 1
             if not entries:
                 del self._terminals[terminal]
@@ -365,7 +377,7 @@ class OnlineFeatureState:
         for terminal, time_, tx_id in zip(
             *(rows[c].to_numpy().tolist() for c in ("terminal_id", "tx_time_seconds", "transaction_id")), strict=True
         ):
-            entry = by_id[tx_id] = _TerminalEntry(time_, tx_id)
+            entry = by_id[tx_id] = _TerminalEntry(time_, tx_id, terminal)
             entries = terminals.get(terminal)
             if entries is None:
                 entries = terminals[terminal] = deque()
@@ -401,14 +413,26 @@ class OnlineFeatureState:
             history.amounts.insert(position, float(amount))
         history.drop_until(history.keys[-1][0] - self._customer_horizon)
 
-        entry = _TerminalEntry(time, tx_id)
+        entry = _TerminalEntry(time, tx_id, terminal)
         entries = self._terminals.setdefault(terminal, deque())
         _insert_in_order(entries, entry, lambda e: (e.time, e.transaction_id))
         self._by_id[tx_id] = entry
         cut = entries[-1].time - self._terminal_horizon
         while entries[0].time <= cut:
-            del self._by_id[entries.popleft().transaction_id]
+            self._forget(entries.popleft())
         return True
+
+    def _forget(self, entry: _TerminalEntry) -> None:
+        """An entry dropped from its terminal's history leaves the label index and the labelled set too."""
+        del self._by_id[entry.transaction_id]
+        self._unlabel(entry)
+
+    def _unlabel(self, entry: _TerminalEntry) -> None:
+        labelled = self._labelled.get(entry.terminal)
+        if labelled is not None:
+            labelled.discard(entry)
+            if not labelled:
+                del self._labelled[entry.terminal]
 
     def _customer_features(
         self, out: dict[str, float], customer: int, time: int, tx_id: int | None, amount: float
@@ -433,30 +457,14 @@ class OnlineFeatureState:
 
     def _terminal_features(self, out: dict[str, float], terminal: int, time: int) -> None:
         as_of = time - self.delay_days * SECONDS_PER_DAY
-        spans = self._terminal_spans
-        rings = len(spans)
-        ring_count = [0] * rings
-        ring_known = [0] * rings
-        k = 0
-        lower = as_of - spans[0]
+        entries = self._terminals.get(terminal) or deque()
         # With delay_days >= 1 every entry with time <= as_of precedes this transaction: no tie rule.
-        for entry in reversed(self._terminals.get(terminal, ())):
-            entry_time = entry.time
-            if entry_time > as_of:
-                continue
-            while entry_time <= lower:
-                k += 1
-                if k == rings:
-                    break
-                lower = as_of - spans[k]
-            if k == rings:
-                break
-            ring_count[k] += 1
-            ring_known[k] += entry.fraud_known_from <= as_of
-        count = known = 0
-        for k, (count_name, risk_name) in enumerate(self._terminal_ring_names):
-            count += ring_count[k]
-            known += ring_known[k]
+        end = bisect.bisect_right(entries, as_of, key=_entry_time)
+        known_times = [e.time for e in self._labelled.get(terminal, ()) if e.fraud_known_from <= as_of >= e.time]
+        for span, (count_name, risk_name) in zip(self._terminal_spans, self._terminal_ring_names, strict=True):
+            lower = as_of - span  # a window holds the entries after lower, up to as_of
+            count = end - min(end, bisect.bisect_right(entries, lower, key=_entry_time))
+            known = sum(1 for t in known_times if t > lower)
             out[count_name] = float(count)
             out[risk_name] = known / count if count else 0.0
 
