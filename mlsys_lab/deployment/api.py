@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mlsys_lab.deployment import schemas
-from mlsys_lab.deployment.decision_log import UnknownTransaction
+from mlsys_lab.deployment.decision_log import LabelBeforeTransaction, UnknownTransaction
 from mlsys_lab.deployment.deps import (
     AdminDep,
     FeedbackDep,
@@ -118,6 +118,7 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
     """
     router = APIRouter()
     V1Batch, V2Batch = schemas.batch_models(settings.batch_limit)
+    FeedbackBatch = schemas.feedback_batch_model(settings.batch_limit)
 
     async def decide(
         request: Request,
@@ -229,6 +230,55 @@ def create_router(settings: ServiceSettings, metrics: ServiceMetrics | None = No
         known = body.label_time.replace(tzinfo=schemas.BANK_TIMEZONE)
         return schemas.FeedbackPublic(
             transaction_id=body.transaction_id, is_fraud=body.is_fraud, label_time=known, applied_to_features=applied
+        )
+
+    @router.post(
+        "/v1/feedback/batch",
+        response_model=schemas.FeedbackBatchPublic,
+        tags=["feedback"],
+        dependencies=[FeedbackDep],
+        responses={
+            **_AUTH_ERRORS,
+            404: {
+                "model": schemas.ErrorPublic,
+                "description": "A transaction id has no logged decision: `detail` names it, no label was recorded",
+            },
+            413: _ERRORS[413],
+            422: {
+                "model": schemas.ValidationErrorPublic,
+                "description": "Invalid body, a batch over the limit, or a label known before its transaction: "
+                "`detail` gives each row's index (`labels.<i>.<field>`); no label was recorded",
+            },
+            503: _ERRORS[503],
+        },
+    )
+    def feedback_batch(
+        body: Annotated[FeedbackBatch, Body()],  # type: ignore[valid-type]  # a class made above, for its maxItems
+        serving: ServingDep,
+    ) -> schemas.FeedbackBatchPublic:
+        """Record up to ``MLSYS_LAB_BATCH_LIMIT`` (256) labels in order, in one transaction: all of them or none.
+
+        The same labels as that many ``/v1/feedback`` calls, for a labeller that sends what became known
+        since its last call (a day of chargebacks) in one request. Same token as ``/v1/feedback``.
+        """
+        rows: list[schemas.FeedbackCreate] = body.labels  # type: ignore[attr-defined]
+        try:
+            applied = serving.record_labels([(row.transaction_id, row.is_fraud, row.label_time) for row in rows])
+        except UnknownTransaction as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        except LabelBeforeTransaction as exc:  # name the row, as a 422 of the schema would
+            index = next(i for i, row in enumerate(rows) if row.transaction_id == exc.transaction_id)
+            raise _unprocessable(["labels", index, "label_time"], str(exc)) from None
+        return schemas.FeedbackBatchPublic(
+            results=[
+                schemas.FeedbackPublic(
+                    transaction_id=row.transaction_id,
+                    is_fraud=row.is_fraud,
+                    label_time=row.label_time.replace(tzinfo=schemas.BANK_TIMEZONE),
+                    applied_to_features=used,
+                )
+                for row, used in zip(rows, applied, strict=True)
+            ]
         )
 
     @router.post(

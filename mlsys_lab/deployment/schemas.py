@@ -49,6 +49,8 @@ __all__ = [
     "AdminReloadPublic",
     "BatchScorePublic",
     "ErrorPublic",
+    "FeedbackBatch",
+    "FeedbackBatchPublic",
     "FeedbackCreate",
     "FeedbackPublic",
     "HealthPublic",
@@ -62,6 +64,7 @@ __all__ = [
     "TransactionV2Create",
     "ValidationErrorPublic",
     "batch_models",
+    "feedback_batch_model",
     "transaction_from_v1",
     "transaction_from_v2",
     "v2_from_v1",
@@ -307,6 +310,20 @@ class FeedbackCreate(BaseModel):
         return _check_range(value)
 
 
+class FeedbackBatch(BaseModel):
+    """Up to the service's batch limit of labels, recorded in order in one transaction (all or none)."""
+
+    model_config = _STRICT_BODY
+    labels: list[FeedbackCreate] = Field(min_length=1)
+
+
+def feedback_batch_model(limit: int) -> type[FeedbackBatch]:
+    """The feedback batch body with ``limit`` as ``maxItems`` (checked before any label is), as :func:`batch_models`."""
+    return create_model(
+        "FeedbackBatch", __base__=FeedbackBatch, labels=(list[FeedbackCreate], Field(min_length=1, max_length=limit))
+    )
+
+
 class FeedbackPublic(BaseModel):
     """The label as recorded."""
 
@@ -318,6 +335,12 @@ class FeedbackPublic(BaseModel):
     applied_to_features: bool = Field(
         description="False when the transaction is older than every feature window: stored, but no feature uses it."
     )
+
+
+class FeedbackBatchPublic(BaseModel):
+    """The labels of a batch as recorded, in the order sent."""
+
+    results: list[FeedbackPublic]
 
 
 class NotReadyPublic(BaseModel):

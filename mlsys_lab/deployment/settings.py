@@ -78,8 +78,8 @@ class ServiceSettings(BaseSettings):
     )
     feedback_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for /v1/feedback. The admin token is accepted too; with neither set, "
-        "feedback answers 403.",
+        description="Bearer token for /v1/feedback and /v1/feedback/batch. The admin token is accepted too; with "
+        "neither set, feedback answers 403.",
     )
     model_alias: str = Field(default="champion", min_length=1)
     batch_limit: int = Field(default=256, ge=1, le=10_000)

@@ -808,6 +808,19 @@ class ServingState:
             self._catch_up()
             return self._state.record_label(transaction_id, is_fraud, self._seconds(label_time))
 
+    def record_labels(self, labels: Sequence[tuple[int, bool, dt.datetime]]) -> list[bool]:
+        """:meth:`record_label` for several ``(transaction_id, is_fraud, label_time)``: one commit, all or none.
+
+        Returns, for each label, whether a feature can still use it. Raises as
+        :meth:`DecisionLog.record_labels` does, and then nothing is stored or applied.
+        """
+        self.log.record_labels(labels)
+        with self._lock:
+            self._catch_up()  # applies the labels just committed, with every other worker's rows
+            return [
+                self._state.record_label(tx_id, is_fraud, self._seconds(known)) for tx_id, is_fraud, known in labels
+            ]
+
     # -- a refused commit: mark dirty, rebuild once in the background ---------------------------------
 
     def _refuse_if_dirty(self) -> None:

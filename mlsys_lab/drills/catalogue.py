@@ -11,7 +11,7 @@ the two agree; a learner's diagnosis is scored against the key (:mod:`mlsys_lab.
 at the same rates, so the statistics have more to work on.
 
 :func:`concept_drift` runs in compressed simulated time: matured labels need weeks, so its days go
-through the real service in batches (``/v1/score/batch``) with the labels through ``/v1/feedback``
+through the real service in batches (``/v1/score/batch``) with the labels through ``/v1/feedback/batch``
 at their simulated times, and its detectors run over the decision log once per simulated day.
 Every answer key's impact block starts with the same five numbers (:func:`_impact`).
 """
@@ -775,7 +775,7 @@ def concept_drift(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
     (and tracked, with a validation fold for its threshold) on days before the event is registered
     in the system's store and served by a real ``mlsys-lab serve`` on loopback. Every simulated day
     goes through ``/v1/score/batch`` in time order (a day takes well under a second), and each fraud
-    label goes to ``/v1/feedback`` once the replay's clock passes the time it became known, as the
+    label goes to ``/v1/feedback/batch`` once the replay's clock passes the time it became known, as the
     service's real label path. Then the monitoring's daily detectors
     (:func:`mlsys_lab.monitoring.evaluation.daily_alarms`: matured recall, the label-free estimate)
     run over what the decision log recorded, read back as ``mlsys-lab monitor`` reads it (scores,
@@ -952,8 +952,9 @@ def concept_drift(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
         answer_key=key,
         measured=measured,
         load={
-            "requests": replay.batches + replay.labels_sent,
+            "requests": replay.batches + replay.label_requests,
             "batches": replay.batches,
+            "label_requests": replay.label_requests,
             "transactions": len(transactions),
             "transactions_live": int((~past).sum()),
             "simulated_days": n_days,
@@ -970,7 +971,7 @@ def concept_drift(system: DrillSystem, workdir: Path, *, fast: bool = True) -> D
             f"compressed simulated time: days 0-{CONCEPT_REFERENCE_DAYS[0] - 1} were written into the decision log "
             "as the service's past (backfill: the same model's scores, the labels known by then); from day "
             f"{CONCEPT_REFERENCE_DAYS[0]} every simulated day went through /v1/score/batch and every fraud label "
-            "through /v1/feedback at its label time; start_s and fired_at_s are simulated seconds, start_utc the "
+            "through /v1/feedback/batch at its label time; start_s and fired_at_s are simulated seconds, start_utc the "
             "simulated date",
             f"model version {version} (trained on days {CONCEPT_TRAIN_START_DAY}-{CONCEPT_TRAIN_START_DAY + 6}), "
             f"threshold {served_threshold:.4f}: a budget of {CONCEPT_ALERTS_PER_DAY} alerts a day on the reference "
@@ -992,10 +993,11 @@ class _Replayed:
     batches: int
     labels_sent: int
     day_seconds: list[float]
+    label_requests: int = 0
 
 
 def _replay_days(live: _Live, transactions: pd.DataFrame, *, end_seconds: int, from_seconds: int = 0) -> _Replayed:
-    """Every day of ``transactions`` through ``/v1/score/batch`` in time order, fraud labels through ``/v1/feedback``.
+    """Every day of ``transactions`` through ``/v1/score/batch`` in time order, fraud labels through the feedback batch.
 
     Only the transactions from ``from_seconds`` on, and the labels that became known after it: what came
     before is already in the service's log (see :func:`concept_drift`).
@@ -1017,7 +1019,7 @@ def _replay_days(live: _Live, transactions: pd.DataFrame, *, end_seconds: int, f
     replayed = _Replayed(set(), 0, 0, [])
     headers = {"Authorization": f"Bearer {live.token}"}
     with httpx.Client(base_url=live.current.url, timeout=60, headers=headers) as client:
-        labels = LabelFeed(client, pending)
+        labels = LabelFeed(client, pending, limit=limit)
         for _, day in ordered.groupby("tx_time_days", sort=True):
             clock = time.perf_counter()
             bodies, seconds = request_bodies(day), day["tx_time_seconds"].tolist()
@@ -1030,7 +1032,7 @@ def _replay_days(live: _Live, transactions: pd.DataFrame, *, end_seconds: int, f
                 replayed.batches += 1
             replayed.day_seconds.append(time.perf_counter() - clock)
         labels.send_before(math.inf)
-        replayed.labels_sent = labels.sent
+        replayed.labels_sent, replayed.label_requests = labels.sent, labels.requests
     return replayed
 
 

@@ -12,6 +12,7 @@ and cost one write each.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 
 import numpy as np
@@ -42,32 +43,42 @@ def backfill(
     """
     values = np.zeros(len(frame)) if scores is None else np.asarray(scores, dtype=np.float64)
     decided_at = dt.datetime.now(dt.UTC)
-    features = frame[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64)
+    features = frame[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64).tolist()
+    # Columns as Python lists once, not a pandas row object and a Timestamp per transaction (3x the cost).
+    columns = zip(
+        frame["transaction_id"].tolist(),
+        frame["customer_id"].tolist(),
+        frame["terminal_id"].tolist(),
+        list(frame["tx_datetime"].dt.to_pydatetime()),
+        frame["tx_amount"].astype(np.float64).tolist(),
+        values.tolist(),
+        features,
+        strict=True,
+    )
     written = 0
-    for start in range(0, len(frame), _BATCH):
-        chunk = frame.iloc[start : start + _BATCH]
+    while chunk := list(itertools.islice(columns, _BATCH)):
         written += log.record_many(
             Decision(
                 request_id=str(uuid.uuid4()),
                 decided_at=decided_at,
-                transaction_id=int(row.transaction_id),
-                customer_id=int(row.customer_id),
-                terminal_id=int(row.terminal_id),
-                tx_datetime=pd.Timestamp(row.tx_datetime).to_pydatetime(),
-                tx_amount=float(row.tx_amount),
+                transaction_id=tx_id,
+                customer_id=customer,
+                terminal_id=terminal,
+                tx_datetime=when,
+                tx_amount=amount,
                 model_version=model_version,
-                features=dict(zip(FEATURE_COLUMNS, features[start + i].tolist(), strict=True)),
-                score=float(values[start + i]),
-                decision=bool(values[start + i] >= threshold),
+                features=dict(zip(FEATURE_COLUMNS, row, strict=True)),
+                score=score,
+                decision=score >= threshold,
                 threshold=threshold,
                 latency_ms=0.0,
             )
-            for i, row in enumerate(chunk.itertuples(index=False))
+            for tx_id, customer, terminal, when, amount, score, row in chunk
         )
     until = np.inf if labels_until_seconds is None else float(labels_until_seconds)
     frauds = frame[(frame["tx_fraud"] == 1) & (frame["tx_label_seconds"] <= until)]
     origin = pd.Timestamp(frame["tx_datetime"].iloc[0]) - pd.Timedelta(seconds=int(frame["tx_time_seconds"].iloc[0]))
-    for row in frauds.itertuples(index=False):
-        known = (origin + pd.Timedelta(seconds=float(row.tx_label_seconds))).to_pydatetime()
-        log.record_label(int(row.transaction_id), True, known)
+    known = origin + pd.to_timedelta(frauds["tx_label_seconds"].to_numpy(dtype=np.float64), unit="s")
+    # One transaction for all the labels, as a day of chargebacks arrives (one commit per label was half the time).
+    log.record_labels(zip(frauds["transaction_id"].tolist(), [True] * len(frauds), known.to_pydatetime(), strict=True))
     return written, len(frauds)

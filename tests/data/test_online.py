@@ -171,6 +171,30 @@ def test_a_recorded_label_counts_only_from_delay_days_after_it_became_known():
     assert state.record_label(12345, True, 0) is False  # never observed
 
 
+def test_a_corrected_label_stops_counting_and_a_pruned_fraud_leaves_no_trace():
+    state = OnlineFeatureState(origin="2018-04-01")
+    for tx_id in (0, 1):
+        state.observe(
+            {
+                "transaction_id": tx_id,
+                "customer_id": tx_id,
+                "terminal_id": 0,
+                "tx_amount": 5.0,
+                "tx_time_seconds": tx_id,
+            }
+        )
+        state.record_label(tx_id, True, 2 * D)
+    query = {"customer_id": 9, "terminal_id": 0, "tx_amount": 5.0, "tx_time_seconds": 9 * D}
+    assert state.features(query)["terminal_id_risk_7day_window"] == 1.0
+    state.record_label(1, False, 3 * D)  # the investigators corrected it: genuine
+    assert state.features(query)["terminal_id_risk_7day_window"] == 0.5
+    # Once no window can reach them, the frauds go from the history and from the index of labelled entries
+    # (which the risk reads; a leftover there would be a leak, and a fraud counted from nowhere).
+    assert state.prune(100 * D) == 4 and len(state) == 0
+    assert state._labelled == {}  # the one private look: the index must not outlive the entries
+    assert state.features({**query, "tx_time_seconds": 101 * D})["terminal_id_risk_30day_window"] == 0.0
+
+
 def test_prune_bounds_memory_without_changing_any_feature(stream, offline):
     # Observed one by one, quiet customers and terminals keep their last windows until a prune.
     state = OnlineFeatureState(origin="2018-04-01")

@@ -24,6 +24,7 @@ from mlsys_lab.deployment.decision_log import (
     DecisionLog,
     DuplicateRequestId,
     DuplicateTransaction,
+    LabelBeforeTransaction,
     UnknownTransaction,
     _decisions,  # the test holds a write open on the log's own path: the one place a test reaches inside
     _row,
@@ -253,6 +254,31 @@ def test_labels_keep_their_history_and_the_newest_wins(log):
     assert log.labels(since_id=2)["id"].tolist() == [3]
     history = log.history_frame().set_index("transaction_id")
     assert history.loc[1, "tx_fraud"] == 0 and history.loc[1, "tx_label_seconds"] == 3 * 86400 + 12 * 3600
+
+
+def test_a_batch_of_labels_is_recorded_in_order_in_one_go_or_not_at_all(log):
+    for i in (1, 2, 3):
+        log.record(make_decision(i))
+    day = dt.timedelta(days=1)
+    with pytest.raises(UnknownTransaction, match=r"\[99\]"):
+        log.record_labels([(1, True, T0 + day), (99, True, T0 + day)])
+    with pytest.raises(LabelBeforeTransaction, match="transaction 3 happened") as refused:
+        log.record_labels([(1, True, T0 + day), (3, True, T0)])  # 3 happened at T0 + 3 minutes
+    assert refused.value.transaction_id == 3 and isinstance(refused.value, ValueError)
+    assert log.labels().empty, "a refused batch writes none of its labels"
+    assert log.record_labels([]) == 0
+    # The same rows as three record_label calls: in the order given, and the newest wins.
+    assert log.record_labels([(2, True, T0 + 2 * day), (1, True, T0 + day), (2, False, T0 + 5 * day)]) == 3
+    labels = log.labels()
+    assert labels["transaction_id"].tolist() == [2, 1, 2] and labels["is_fraud"].tolist() == [True, True, False]
+    assert labels["label_time"].tolist() == [pd.Timestamp(T0 + d * day) for d in (2, 1, 5)]
+    assert log.labels(latest_only=True).set_index("transaction_id")["is_fraud"].to_dict() == {1: True, 2: False}
+
+
+def test_a_batch_of_labels_looks_up_more_transactions_than_one_statement_may_name(file_log):
+    file_log.record_many(make_decision(i) for i in range(1, 2_001))
+    assert file_log.record_labels([(i, True, T0 + dt.timedelta(days=2)) for i in range(1, 2_001)]) == 2_000
+    assert file_log.labels()["transaction_id"].tolist() == list(range(1, 2_001))
 
 
 def test_decision_for_names_the_model_version(log):

@@ -173,6 +173,12 @@ def test_feedback_never_answers_5xx(client):
     assert sum(seen.values()) >= EXAMPLES // 2 and seen[404] > 0 and seen[422] > 0, seen
 
 
+def test_a_feedback_batch_never_answers_5xx(client):
+    batches = st.fixed_dictionaries({"labels": st.lists(feedback_bodies, max_size=3)}) | json_values
+    seen = fuzz(client, "/v1/feedback/batch", batches)
+    assert sum(seen.values()) >= EXAMPLES // 2 and seen[404] > 0 and seen[422] > 0, seen
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     when=st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(9998, 1, 1)),

@@ -332,6 +332,63 @@ def test_a_fraud_label_raises_the_terminal_risk_a_week_after_it_became_known(cli
     assert logged(settings, after["transaction_id"])["features"][risk] == 1.0  # known 7 days before
 
 
+def labels_of(settings: ServiceSettings, transaction_ids: list[object]) -> list[tuple[int, bool]]:
+    log = DecisionLog(settings.decision_log_url)
+    try:
+        rows = log.labels()
+    finally:
+        log.close()
+    rows = rows[rows["transaction_id"].isin(transaction_ids)]
+    return list(zip(rows["transaction_id"].tolist(), rows["is_fraud"].tolist(), strict=True))
+
+
+def test_a_feedback_batch_records_its_labels_in_order_or_none_and_names_the_bad_row(client, settings):
+    terminal = 4343
+    first, second = (
+        v1_body(customer_id=910 + i, terminal_id=terminal, tx_datetime=f"2018-07-0{i + 1}T12:00:00") for i in range(2)
+    )
+    assert client.post("/v1/score/batch", json={"transactions": [first, second]}).status_code == 200
+    ids = [first["transaction_id"], second["transaction_id"]]
+    good = [
+        {"transaction_id": ids[1], "is_fraud": True, "label_time": "2018-07-03T12:00:00"},
+        {"transaction_id": ids[0], "is_fraud": True, "label_time": "2018-07-03T12:00:00"},
+    ]
+    unknown = client.post(
+        "/v1/feedback/batch", json={"labels": [good[0], {**good[1], "transaction_id": 99}]}, headers=LABELLER
+    )
+    assert unknown.status_code == 404 and "[99]" in unknown.json()["detail"]
+    early = client.post(
+        "/v1/feedback/batch",
+        json={"labels": [good[0], {**good[1], "label_time": "2018-07-01T11:00:00"}]},
+        headers=LABELLER,
+    )
+    assert early.status_code == 422, early.text
+    assert early.json()["detail"][0]["loc"] == ["body", "labels", 1, "label_time"] and "cannot be known" in early.text
+    invalid = client.post(
+        "/v1/feedback/batch", json={"labels": [good[0], {**good[1], "is_fraud": "yes"}]}, headers=LABELLER
+    )
+    assert invalid.status_code == 422 and "labels.1.is_fraud" in invalid.json()["summary"]
+    assert labels_of(settings, ids) == [], "a refused batch records none of its labels"
+    answer = client.post("/v1/feedback/batch", json={"labels": good}, headers=LABELLER)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["transaction_id"] for r in results] == [ids[1], ids[0]] and all(r["applied_to_features"] for r in results)
+    assert results[0]["label_time"] == "2018-07-03T12:00:00+02:00", "the schema promises an offset"
+    assert labels_of(settings, ids) == [(ids[1], True), (ids[0], True)]
+    # Applied to the features as /v1/feedback's are: both frauds count a week after they became known.
+    later = v1_body(customer_id=919, terminal_id=terminal, tx_datetime="2018-07-10T12:00:00")
+    assert client.post("/v1/score", json=later).status_code == 200
+    assert logged(settings, later["transaction_id"])["features"]["terminal_id_risk_7day_window"] == 1.0
+
+
+def test_a_feedback_batch_needs_the_token_and_at_most_the_batch_limit(client, settings):
+    label = {"transaction_id": 1, "is_fraud": True, "label_time": "2018-07-03T12:00:00"}
+    assert client.post("/v1/feedback/batch", json={"labels": [label]}).status_code == 401
+    over = client.post("/v1/feedback/batch", json={"labels": [label] * (settings.batch_limit + 1)}, headers=LABELLER)
+    assert over.status_code == 422 and "labels" in over.json()["summary"]
+    assert client.post("/v1/feedback/batch", json={"labels": []}, headers=LABELLER).status_code == 422
+
+
 def test_a_request_finishes_on_the_model_it_started_with_when_a_swap_lands_mid_request(app_client, settings):
     # Version 1 swaps version 2 in while it is scoring: the request must still answer as version 1,
     # with version 1's threshold; the next request gets version 2. A service that reads the model

@@ -184,6 +184,8 @@ def test_card_testing_live_the_key_matches_the_decision_log_and_only_matured_lab
     known = truth[(truth["tx_fraud"] == 1) & (truth["tx_label_seconds"] <= n_days * SECONDS_PER_DAY)]
     later = int((known["tx_label_seconds"] > live_from).sum())
     assert labels["is_fraud"].all() and got["labels_sent"] == later > 0
+    # The labels known between two score batches go in one /v1/feedback/batch request, never after the next batch.
+    assert 0 < record.load["label_requests"] <= record.load["batches"] + 1
     assert got["labels_sent"] + got["labels_backfilled"] == got["labels_recorded"] == len(labels) == len(known)
     labelled = seen.dropna(subset=["tx_label_seconds"])
     assert dict(zip(labelled["transaction_id"], labelled["tx_label_seconds"], strict=True)) == dict(
