@@ -94,7 +94,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -427,6 +427,12 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+def _frame(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
+    # Plain tuples: pandas probes every SQLAlchemy Row for attributes first (a failed key lookup per row
+    # and column), which cost 0.27 s against 0.10 s for the same 39k decisions; the frame is the same.
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+
 class DecisionLog:
     """Decisions and labels in a SQL database (SQLite in WAL mode by default), written durably, read as frames.
 
@@ -653,7 +659,7 @@ class DecisionLog:
             query = query.limit(int(limit))
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+        frame = _frame(rows, [c.name for c in columns])
         frame = frame.astype(
             {
                 "id": "int64",
@@ -682,9 +688,7 @@ class DecisionLog:
         query = sa.select(*_labels.c).where(_labels.c.id > int(since_id)).order_by(_labels.c.id)
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        frame = pd.DataFrame(rows, columns=_LABEL_COLUMNS).astype(
-            {"id": "int64", "transaction_id": "int64", "is_fraud": "bool"}
-        )
+        frame = _frame(rows, _LABEL_COLUMNS).astype({"id": "int64", "transaction_id": "int64", "is_fraud": "bool"})
         frame["label_time"] = pd.to_datetime(frame["label_time"])
         frame["recorded_at"] = pd.to_datetime(frame["recorded_at"]).dt.tz_localize("UTC")
         if latest_only:
@@ -815,7 +819,7 @@ class DecisionLog:
                 .where(labels.id <= last_label)
                 .order_by(labels.id)
             ).all()
-        frame = pd.DataFrame(rows, columns=["id", *HISTORY_COLUMNS[:5]])
+        frame = _frame(rows, ["id", *HISTORY_COLUMNS[:5]])
         frame = frame.drop_duplicates("transaction_id", keep="first").drop(columns="id")
         frame = frame.astype({"transaction_id": "int64", "customer_id": "int64", "terminal_id": "int64"})
         frame["tx_amount"] = frame["tx_amount"].astype("float64")
@@ -823,7 +827,7 @@ class DecisionLog:
         start = pd.Timestamp(_utc_naive(origin))
         frame["tx_time_seconds"] = ((frame["tx_datetime"] - start) // pd.Timedelta(seconds=1)).astype("int64")
 
-        current = pd.DataFrame(label_rows, columns=["transaction_id", "is_fraud", "label_time"])
+        current = _frame(label_rows, ["transaction_id", "is_fraud", "label_time"])
         current = current.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         matched = current.reindex(frame["transaction_id"].to_numpy())
         fraud = matched["is_fraud"].to_numpy(dtype=object)
