@@ -379,10 +379,16 @@ def run_demo(
         # Module 05: the monitoring job reads what the service logged, as `mlsys-lab monitor` does.
         clock = time.perf_counter()
         # The replay starts the service on an empty log, so its windows fill up over the history days:
-        # the reference is the last week before the replayed day, when they are (nearly) full.
+        # the reference is the last week before the replayed day, when they are (nearly) full. Only those
+        # eight days are read (the log's index on the transactions' time), not the 30 warm-up days before:
+        # the same table as reading the whole log and skipping them (tests/monitoring/test_job.py).
         logged_days = deployment.history_days[1] - deployment.history_days[0] + 2
+        first_read = deployment.history_days[0] + max(0, logged_days - 8)
         monitoring = monitor_log(
-            f"sqlite:///{deployment.decision_log}", reference_days=7, skip_days=max(0, logged_days - 8)
+            f"sqlite:///{deployment.decision_log}",
+            reference_days=7,
+            origin=config.start_date,
+            read_from=pd.Timestamp(config.start_date) + pd.Timedelta(days=first_read),
         )
         seconds["monitor"] = time.perf_counter() - clock
     loaded, load_failed = None, ""
