@@ -721,6 +721,14 @@ class DecisionLog:
         newest["n_decisions"] = len(rows)
         return newest
 
+    def newest_id(self) -> int:
+        """The largest decision id committed so far (0 for an empty log): where a reader that tails the log starts.
+
+        One indexed query, not a frame of the decisions since some id.
+        """
+        with self._reading() as connection:
+            return int(connection.execute(sa.select(sa.func.max(_decisions.c.id))).scalar_one_or_none() or 0)
+
     def tail(self, *, after_decision_id: int, after_label_id: int) -> LogTail:
         """The labels and decisions committed after the given ids, for a worker that keeps its state in step.
 

@@ -477,3 +477,10 @@ def test_tailing_is_exact_on_postgresql_when_a_later_id_commits_first(postgres_u
     assert sorted(seen) == [1, 2] and len(seen) == 2, f"a tailer saw {seen}: a decision was skipped or repeated"
     assert set(log.request_ids()) == {"req-1", "req-2"}
     log.close()
+
+
+def test_newest_id_is_the_largest_committed_decision_id(log):
+    assert log.newest_id() == 0, "an empty log has no decision id yet"
+    log.record_many([make_decision(i) for i in range(1, 4)])
+    log.record(make_decision(7))
+    assert log.newest_id() == int(log.decisions()["id"].max()) == 4
