@@ -42,27 +42,34 @@ def backfill(
     """
     values = np.zeros(len(frame)) if scores is None else np.asarray(scores, dtype=np.float64)
     decided_at = dt.datetime.now(dt.UTC)
-    features = frame[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64)
+    features = frame[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64).tolist()
+    # Plain Python values, column by column, instead of itertuples and a pd.Timestamp per row: the same
+    # decisions, built in about half the time (the demo backfills 120k of them).
+    ids = frame["transaction_id"].to_numpy(dtype=np.int64).tolist()
+    customers = frame["customer_id"].to_numpy(dtype=np.int64).tolist()
+    terminals = frame["terminal_id"].to_numpy(dtype=np.int64).tolist()
+    times = pd.to_datetime(frame["tx_datetime"]).to_numpy(dtype="datetime64[us]").tolist()
+    amounts = frame["tx_amount"].to_numpy(dtype=np.float64).tolist()
+    scores_ = values.tolist()
     written = 0
     for start in range(0, len(frame), _BATCH):
-        chunk = frame.iloc[start : start + _BATCH]
         written += log.record_many(
             Decision(
                 request_id=str(uuid.uuid4()),
                 decided_at=decided_at,
-                transaction_id=int(row.transaction_id),
-                customer_id=int(row.customer_id),
-                terminal_id=int(row.terminal_id),
-                tx_datetime=pd.Timestamp(row.tx_datetime).to_pydatetime(),
-                tx_amount=float(row.tx_amount),
+                transaction_id=ids[i],
+                customer_id=customers[i],
+                terminal_id=terminals[i],
+                tx_datetime=times[i],
+                tx_amount=amounts[i],
                 model_version=model_version,
-                features=dict(zip(FEATURE_COLUMNS, features[start + i].tolist(), strict=True)),
-                score=float(values[start + i]),
-                decision=bool(values[start + i] >= threshold),
+                features=dict(zip(FEATURE_COLUMNS, features[i], strict=True)),
+                score=scores_[i],
+                decision=scores_[i] >= threshold,
                 threshold=threshold,
                 latency_ms=0.0,
             )
-            for i, row in enumerate(chunk.itertuples(index=False))
+            for i in range(start, min(start + _BATCH, len(frame)))
         )
     until = np.inf if labels_until_seconds is None else float(labels_until_seconds)
     frauds = frame[(frame["tx_fraud"] == 1) & (frame["tx_label_seconds"] <= until)]
