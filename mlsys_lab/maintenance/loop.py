@@ -102,10 +102,7 @@ class LoopConfig:
     validation_folds: int = 2
     gate_days: int = 14
     gate: GateConfig = field(default_factory=GateConfig)
-    #: The first step routes 10 % of the cards (about 100 of the demo's 1,000), not 5 %: each watchdog window needs
-    #: 250 of the challenger's decisions, so a 5 % step sent 5,000 requests per window (16,128 for the bad
-    #: challenger's three failing windows, most of the rollout's time) and judged a sample ratio on about 50 cards.
-    ladder: Ladder = field(default_factory=lambda: Ladder((0.1, 0.25, 0.5, 1.0), hold_windows=2))
+    ladder: Ladder = field(default_factory=lambda: Ladder((0.05, 0.25, 0.5, 1.0), hold_windows=2))
     #: The watchdog judges windows of this many of the challenger's decisions (its min_decisions too). At a 0.5 %
     #: alert rate a window of 50 holds one alert in expectation: alerting five times as often would pass most
     #: windows; in 250 a x5 challenger fails about 7 windows in 8. Its latency guardrail is off: a busy
