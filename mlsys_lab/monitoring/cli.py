@@ -68,8 +68,8 @@ def monitor(
     Writes OUT/metrics.csv (one row per day) and OUT/alerts.csv (the alert log: fired and cleared
     days) and prints the alert log. Exit status: 0 when no alert fired, 1 when at least one fired
     (so a scheduler can page on it), 2 on a bad argument or an unreadable log. On a long log,
-    ``--read-from`` the first reference day is cheaper than ``--skip-days``: the days before it are
-    never read.
+    --read-from set to the first reference day gives the table of --skip-days without reading the
+    days before it.
     """
     from mlsys_lab.monitoring.job import MonitorInputError, monitor_log
 
