@@ -81,6 +81,7 @@ def main() -> None:
         (demo, "validate", "validate"),
         (demo, "build_features", "features"),
         (demo, "tradeoff_table", "candidates"),
+        (demo, "measure_memory_of", "candidates: chosen's fit MB"),
         (demo, "deploy_and_replay", "deploy"),
         (demo, "monitor_log", "monitor"),
         (demo, "load_step", "load"),

@@ -68,6 +68,7 @@ from mlsys_lab.training import (
     TrackingSettings,
     candidate_grid,
     cards_per_day,
+    measure_memory_of,
     select_model,
     tradeoff_table,
 )
@@ -346,12 +347,18 @@ def run_demo(
     settings = tracking or TrackingSettings(experiment=DEMO_EXPERIMENT)
     folds = validation_folds_that_fit(split)
     candidates = candidate_grid(split, random_state=random_state, validation_folds=folds, cards_per_day=k)
-    clock = time.perf_counter()
-    tradeoff, runs = tradeoff_table(candidates, frame, tracker=Tracker(settings))
-    seconds["candidates"] = time.perf_counter() - clock
     # Without validation folds (tiny data) the only quality measure left is the test's: say so in the output.
     rule = constraints if folds else replace(constraints, quality="test_ap")
+    clock = time.perf_counter()
+    # Peak fit memory is a refit of each candidate under tracemalloc: only when the rule limits memory
+    # does every candidate need it; otherwise only the chosen one is measured (the others print "-").
+    tracker = Tracker(settings)
+    every_memory = rule.max_peak_memory_mb is not None
+    tradeoff, runs = tradeoff_table(candidates, frame, tracker=tracker, measure_memory=every_memory)
     selection = select_model(tradeoff, rule)
+    if not every_memory and selection.chosen is not None:
+        tradeoff = measure_memory_of(tradeoff, runs, frame, [selection.chosen], tracker=tracker)
+    seconds["candidates"] = time.perf_counter() - clock
 
     # Module 03: the chosen model behind the real API, fed the last simulated day as live traffic.
     deployment, not_deployed, monitoring = None, "", None
@@ -372,10 +379,16 @@ def run_demo(
         # Module 05: the monitoring job reads what the service logged, as `mlsys-lab monitor` does.
         clock = time.perf_counter()
         # The replay starts the service on an empty log, so its windows fill up over the history days:
-        # the reference is the last week before the replayed day, when they are (nearly) full.
+        # the reference is the last week before the replayed day, when they are (nearly) full. Only those
+        # eight days are read (the log's index on the transactions' time), not the 30 warm-up days before:
+        # the same table as reading the whole log and skipping them (tests/monitoring/test_job.py).
         logged_days = deployment.history_days[1] - deployment.history_days[0] + 2
+        first_read = deployment.history_days[0] + max(0, logged_days - 8)
         monitoring = monitor_log(
-            f"sqlite:///{deployment.decision_log}", reference_days=7, skip_days=max(0, logged_days - 8)
+            f"sqlite:///{deployment.decision_log}",
+            reference_days=7,
+            origin=config.start_date,
+            read_from=pd.Timestamp(config.start_date) + pd.Timedelta(days=first_read),
         )
         seconds["monitor"] = time.perf_counter() - clock
     loaded, load_failed = None, ""

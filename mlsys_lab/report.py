@@ -112,7 +112,10 @@ def tradeoff_columns(table: pd.DataFrame) -> list[tuple[str, str, str]]:
 def format_tradeoff(report: DemoReport) -> list[str]:
     """The candidates' trade-off table, the selection rule and its verdicts, and where the runs are."""
     table = pd.DataFrame(
-        {header: report.tradeoff[column].map(fmt.format) for column, header, fmt in tradeoff_columns(report.tradeoff)},
+        {
+            header: report.tradeoff[column].map(lambda value, fmt=fmt: "-" if pd.isna(value) else fmt.format(value))
+            for column, header, fmt in tradeoff_columns(report.tradeoff)
+        },
         index=report.tradeoff.index,
     )
     table.insert(0, "", ["<- chosen" if name == report.selection.chosen else "" for name in table.index])
@@ -127,6 +130,11 @@ def format_tradeoff(report: DemoReport) -> list[str]:
         + "latency: one NumPy row per call, one thread; CPU ms is the process's CPU time per call (the rule "
         "decides on it: a busy machine does not move it), wall ms the clock time on this machine now",
         table.to_string(),
+        *(
+            ["fit MB (peak traced memory of a refit) measured for the chosen model only: the rule sets no memory limit"]
+            if "peak_fit_memory_mb" in report.tradeoff and report.tradeoff["peak_fit_memory_mb"].isna().any()
+            else []
+        ),
         "",
         report.selection.explain(),
         "",

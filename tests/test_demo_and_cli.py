@@ -163,6 +163,8 @@ def test_demo_names_a_chosen_model_that_meets_its_constraints(small_report):
     row = table.loc[selection.chosen]
     assert row["val_ap_mean"] >= table["val_ap_mean"].max() - DEMO_CONSTRAINTS.quality_within_best
     assert row["artifact_mb"] <= DEMO_CONSTRAINTS.max_artifact_mb
+    # The rule sets no memory limit, so only the chosen model's fit memory is measured (a traced refit).
+    assert row["peak_fit_memory_mb"] > 0 and table["peak_fit_memory_mb"].isna().sum() == len(table) - 1
     assert selection.verdicts.loc[selection.chosen, "accepted"]
     # Every rejected candidate says which constraint it broke.
     rejected = selection.verdicts[~selection.verdicts["accepted"]]
@@ -174,6 +176,7 @@ def test_demo_names_a_chosen_model_that_meets_its_constraints(small_report):
     assert (table[measured] > 0).all().all()
     text = format_report(small_report)
     assert f"Chosen: {selection.chosen}" in text and "<- chosen" in text and "p99" in text
+    assert "measured for the chosen model only" in text and " nan " not in text
 
 
 @pytest.mark.slow  # trains and measures the candidate grid (about 10-25 s)

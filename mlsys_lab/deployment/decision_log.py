@@ -94,7 +94,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,7 +309,9 @@ class Decision:
 
 def _utc_naive(value: dt.datetime | pd.Timestamp | str) -> dt.datetime:
     """A datetime in UTC without tzinfo (naive values are taken as already UTC)."""
-    if type(value) is dt.datetime:  # the hot path (every decision has two): no pandas Timestamp, 10x cheaper
+    if type(value) is dt.datetime:
+        # The service's and the backfill's case, twice per logged decision: without building a
+        # pd.Timestamp (5.5 us a call, 0.4 s of writing 39k decisions), with the same result.
         return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is not None:
@@ -438,6 +440,12 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     if url.get_backend_name() != "sqlite":
         return False
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _frame(rows: Sequence[Sequence[Any]], columns: list[str]) -> pd.DataFrame:
+    # Plain tuples: pandas probes every SQLAlchemy Row for attributes first (a failed key lookup per row
+    # and column), which cost 0.27 s against 0.10 s for the same 39k decisions; the frame is the same.
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
 
 
 class DecisionLog:
@@ -716,9 +724,7 @@ class DecisionLog:
             query = query.limit(int(limit))
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        # Plain tuples: pandas probes each Row for attributes it lacks, and a Row's miss raises and catches
-        # inside SQLAlchemy (a quarter of the read on a big log).
-        frame = pd.DataFrame([tuple(row) for row in rows], columns=[c.name for c in columns])
+        frame = _frame(rows, [c.name for c in columns])
         frame = frame.astype(
             {
                 "id": "int64",
@@ -748,9 +754,7 @@ class DecisionLog:
         query = sa.select(*_labels.c).where(_labels.c.id > int(since_id)).order_by(_labels.c.id)
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        frame = pd.DataFrame(rows, columns=_LABEL_COLUMNS).astype(
-            {"id": "int64", "transaction_id": "int64", "is_fraud": "bool"}
-        )
+        frame = _frame(rows, _LABEL_COLUMNS).astype({"id": "int64", "transaction_id": "int64", "is_fraud": "bool"})
         frame["label_time"] = pd.to_datetime(frame["label_time"])
         frame["recorded_at"] = pd.to_datetime(frame["recorded_at"]).dt.tz_localize("UTC")
         if latest_only:
@@ -778,6 +782,14 @@ class DecisionLog:
         newest["decision"] = bool(newest["decision"])
         newest["n_decisions"] = len(rows)
         return newest
+
+    def newest_id(self) -> int:
+        """The largest decision id committed so far (0 for an empty log): where a reader that tails the log starts.
+
+        One indexed query, not a frame of the decisions since some id.
+        """
+        with self._reading() as connection:
+            return int(connection.execute(sa.select(sa.func.max(_decisions.c.id))).scalar_one_or_none() or 0)
 
     def tail(self, *, after_decision_id: int, after_label_id: int) -> LogTail:
         """The labels and decisions committed after the given ids, for a worker that keeps its state in step.
@@ -881,8 +893,7 @@ class DecisionLog:
                 .where(labels.id <= last_label)
                 .order_by(labels.id)
             ).all()
-        # Plain tuples, as in decisions(): a Row's attribute misses cost pandas 60% of this read on a big log.
-        frame = pd.DataFrame([tuple(row) for row in rows], columns=["id", *HISTORY_COLUMNS[:5]])
+        frame = _frame(rows, ["id", *HISTORY_COLUMNS[:5]])
         frame = frame.drop_duplicates("transaction_id", keep="first").drop(columns="id")
         frame = frame.astype({"transaction_id": "int64", "customer_id": "int64", "terminal_id": "int64"})
         frame["tx_amount"] = frame["tx_amount"].astype("float64")
@@ -890,7 +901,7 @@ class DecisionLog:
         start = pd.Timestamp(_utc_naive(origin))
         frame["tx_time_seconds"] = ((frame["tx_datetime"] - start) // pd.Timedelta(seconds=1)).astype("int64")
 
-        current = pd.DataFrame([tuple(row) for row in label_rows], columns=["transaction_id", "is_fraud", "label_time"])
+        current = _frame(label_rows, ["transaction_id", "is_fraud", "label_time"])
         current = current.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         matched = current.reindex(frame["transaction_id"].to_numpy())
         fraud = matched["is_fraud"].to_numpy(dtype=object)

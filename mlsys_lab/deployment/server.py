@@ -122,17 +122,21 @@ class ServerProcess:
 
     def _wait_until_answering(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode} while starting: {self.output()}")
-            try:
-                answer = httpx.get(f"{self.url}{path}", timeout=2)
-            except httpx.TransportError:
-                time.sleep(0.1)
-                continue
-            if answer.status_code == 200:
-                return
-            raise RuntimeError(f"server started but {path} answered {answer.status_code}: {answer.text[:1000]}")
+        # One client for every poll: httpx.get() builds a client, and with it an SSL context (the CA
+        # bundle), each time: 38 ms of CPU per refused poll against 0.2 ms, taken from the two cores
+        # the starting server needs (about 6.5 s per start in the demo's profile).
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.process.returncode} while starting: {self.output()}")
+                try:
+                    answer = client.get(f"{self.url}{path}")
+                except httpx.TransportError:
+                    time.sleep(0.1)
+                    continue
+                if answer.status_code == 200:
+                    return
+                raise RuntimeError(f"server started but {path} answered {answer.status_code}: {answer.text[:1000]}")
         raise TimeoutError(f"server not answering {path} within {timeout:g} s: {self.output()}")
 
     @property

@@ -273,8 +273,9 @@ class _Sender:
 
 
 def _newest_id(log: DecisionLog, since: int) -> int:
-    newer = log.decisions(since_id=since)
-    return int(newer["id"].max()) if len(newer) else since
+    # The log's newest id (one query; it read every decision since `since` into a frame, 6.5 s of the
+    # demo's rollouts), never before `since`.
+    return max(since, log.newest_id())
 
 
 def _wait_for_version(client: httpx.Client, version: int, timeout_s: float = 30.0) -> None:

@@ -52,18 +52,32 @@ def monitor(
             help="Report time on the transactions' clock: labels known later are not used (default: newest in the log)."
         ),
     ] = None,
+    read_from: Annotated[
+        str | None,
+        typer.Option(
+            "--read-from",
+            help=(
+                "Read only the decisions from this time on (e.g. 2018-06-09), through the log's index: "
+                "the days before are not read, and --skip-days and --reference-days count from here."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Compute per-day drift, data quality, performance (labels known at report time) and latency, run the alert rules.
 
     Writes OUT/metrics.csv (one row per day) and OUT/alerts.csv (the alert log: fired and cleared
     days) and prints the alert log. Exit status: 0 when no alert fired, 1 when at least one fired
-    (so a scheduler can page on it), 2 on a bad argument or an unreadable log.
+    (so a scheduler can page on it), 2 on a bad argument or an unreadable log. On a long log,
+    --read-from set to the first reference day gives the table of --skip-days without reading the
+    days before it.
     """
     from mlsys_lab.monitoring.job import MonitorInputError, monitor_log
 
     url = _url(log)
     try:
-        report = monitor_log(url, reference_days=reference_days, skip_days=skip_days, since=since, as_of=as_of)
+        report = monitor_log(
+            url, reference_days=reference_days, skip_days=skip_days, since=since, as_of=as_of, read_from=read_from
+        )
     except MonitorInputError as exc:
         raise typer.BadParameter(str(exc), param_hint=exc.param) from None
     out.mkdir(parents=True, exist_ok=True)

@@ -164,7 +164,10 @@ def _frames(log: DecisionLog, since: pd.Timestamp | None = None, origin: str = "
     decisions = log.decisions(with_features=True, since=since)
     if decisions.empty:
         where = "" if since is None else f" on or after {since:%Y-%m-%d %H:%M}"
-        raise MonitorInputError(f"the decision log {log!r} holds no decisions{where}: nothing to monitor", param="LOG")
+        raise MonitorInputError(
+            f"the decision log {log!r} holds no decisions{where}: nothing to monitor",
+            param="LOG" if since is None else "--read-from",
+        )
     history = log.history_frame(origin=origin, since=since)
     history = history[["transaction_id", "tx_time_seconds", "tx_fraud", "tx_label_seconds"]]
     features = pd.DataFrame(list(decisions["features"]), index=decisions.index)
@@ -366,7 +369,7 @@ def monitor_log(
     """
     start = pd.Timestamp(origin)
     as_of_time, since_time = _timestamp(as_of, "--as-of"), _timestamp(since, "--since")
-    read_time = _timestamp(read_from, "read_from")
+    read_time = _timestamp(read_from, "--read-from")
     log = DecisionLog(url)
     try:
         frame = _frames(log, read_time, origin)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import zoneinfo
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from mlsys_lab.deployment.decision_log import (
     UnknownTransaction,
     _decisions,  # the test holds a write open on the log's own path: the one place a test reaches inside
     _row,
+    _utc_naive,
 )
 
 T0 = dt.datetime(2018, 4, 1, 12, 0)
@@ -102,6 +104,25 @@ def test_an_aware_decision_time_is_stored_in_utc(log):
     paris = dt.timezone(dt.timedelta(hours=2))
     log.record(make_decision(1, decided_at=dt.datetime(2026, 6, 1, 14, 0, tzinfo=paris)))
     assert log.decisions()["decided_at"].iloc[0] == pd.Timestamp("2026-06-01 12:00", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2018, 4, 1, 3, 4, 5, 123456),
+        dt.datetime(2026, 6, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2018, 10, 28, 2, 30, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),  # the DST change
+        pd.Timestamp("2026-06-01 14:00:00.000001", tz="Europe/Paris"),
+        "2018-04-01T12:00:00+02:00",
+    ],
+    ids=["naive", "fixed offset", "zoneinfo at a DST change", "pandas", "text"],
+)
+def test_every_time_is_stored_as_naive_utc_the_way_pandas_converts_it(value):
+    # The datetime fast path (the service's case, no pd.Timestamp per call) must agree with pandas.
+    expected = pd.Timestamp(value)
+    expected = expected.tz_convert("UTC").tz_localize(None) if expected.tzinfo is not None else expected
+    got = _utc_naive(value)
+    assert type(got) is dt.datetime and got.tzinfo is None and got == expected.to_pydatetime(), (value, got)
 
 
 def test_a_duplicate_request_id_is_refused_and_writes_nothing(log):
@@ -482,3 +503,10 @@ def test_tailing_is_exact_on_postgresql_when_a_later_id_commits_first(postgres_u
     assert sorted(seen) == [1, 2] and len(seen) == 2, f"a tailer saw {seen}: a decision was skipped or repeated"
     assert set(log.request_ids()) == {"req-1", "req-2"}
     log.close()
+
+
+def test_newest_id_is_the_largest_committed_decision_id(log):
+    assert log.newest_id() == 0, "an empty log has no decision id yet"
+    log.record_many([make_decision(i) for i in range(1, 4)])
+    log.record(make_decision(7))
+    assert log.newest_id() == int(log.decisions()["id"].max()) == 4

@@ -182,3 +182,28 @@ def test_reading_from_the_first_reference_day_gives_the_table_of_a_whole_log_rea
 def test_reading_from_after_the_log_ends_names_the_problem(control):
     with pytest.raises(ValueError, match="no decisions on or after 2030-01-01"):
         monitor_log(f"sqlite:///{control}", read_from="2030-01-01")
+
+
+def test_the_cli_reads_from_a_date_and_gives_the_table_of_a_whole_log_read(control, tmp_path):
+    # `mlsys-lab monitor --read-from` is monitor_log(read_from=): the same days as --skip-days, the same CSVs.
+    first_read = (ORIGIN + pd.Timedelta(days=FIRST_DAY + 3)).date().isoformat()
+    runner = CliRunner()
+    skipped = runner.invoke(app, ["monitor", str(control), "--skip-days", "3", "--out", str(tmp_path / "skip")])
+    read = runner.invoke(app, ["monitor", str(control), "--read-from", first_read, "--out", str(tmp_path / "read")])
+    assert skipped.exit_code == read.exit_code == 0, f"{skipped.output}\n{read.output}"
+    for name in ("metrics.csv", "alerts.csv"):
+        expected, got = (tmp_path / "skip" / name).read_text(), (tmp_path / "read" / name).read_text()
+        assert got == expected, f"--read-from {first_read} and --skip-days 3 should write the same {name}"
+    monitored = pd.read_csv(tmp_path / "read" / "metrics.csv", index_col="day")
+    assert monitored.index.min() > first_read, "the reference days are not monitored days: the table starts later"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("last tuesday", "2018-05-20"), ("2030-01-01", "no decisions on or after 2030-01-01")],
+    ids=["not a date", "after the log ends"],
+)
+def test_a_bad_read_from_names_the_option_to_fix(control, value, expected):
+    result = CliRunner().invoke(app, ["monitor", str(control), "--read-from", value])
+    assert result.exit_code == 2, result.output
+    assert "--read-from" in result.output and expected in result.output, result.output

@@ -13,6 +13,7 @@ from mlsys_lab.training import (
     build_pipeline,
     candidate_grid,
     measure_latency,
+    measure_memory_of,
     prequential_evaluate,
     select_model,
     split_data,
@@ -157,3 +158,24 @@ def test_tradeoff_table_measures_every_candidate(tiny_frame, tiny_split, tracker
     tracked = runs_table(tracker).set_index("run_id")
     assert tracked.loc[table["run_id"].iloc[0], "p99_cpu_ms"] == pytest.approx(table["p99_cpu_ms"].iloc[0])
     assert (table["threshold_source"] == "test").all(), "validation_folds=0: chosen on the test period"
+
+
+def test_fit_memory_can_be_measured_for_the_chosen_candidate_only(tiny_frame, tiny_split, tracker):
+    # The demo's rule has no memory limit: it skips the traced refit of every candidate and measures the chosen one.
+    candidates = [
+        TrainingConfig(family="logistic_regression", split=tiny_split, validation_folds=0),
+        TrainingConfig(family="decision_tree", params={"max_depth": 3}, split=tiny_split, validation_folds=0),
+    ]
+    table, runs = tradeoff_table(candidates, tiny_frame, tracker=tracker, latency_calls=50, measure_memory=False)
+    assert table["peak_fit_memory_mb"].isna().all(), "measure_memory=False must not refit under tracemalloc"
+    chosen = candidates[1].name
+    filled = measure_memory_of(table, runs, tiny_frame, [chosen], tracker=tracker)
+    assert filled.loc[chosen, "peak_fit_memory_mb"] > 0, filled["peak_fit_memory_mb"]
+    assert math.isnan(filled.loc[candidates[0].name, "peak_fit_memory_mb"]), "only the named candidate is measured"
+    assert table["peak_fit_memory_mb"].isna().all(), "the caller's table is not changed in place"
+    pd.testing.assert_frame_equal(filled.drop(columns="peak_fit_memory_mb"), table.drop(columns="peak_fit_memory_mb"))
+    from mlsys_lab.training import runs_table
+
+    tracked = runs_table(tracker).set_index("run_id")
+    run_id = filled.loc[chosen, "run_id"]
+    assert tracked.loc[run_id, "peak_fit_memory_mb"] == pytest.approx(filled.loc[chosen, "peak_fit_memory_mb"])
