@@ -286,11 +286,13 @@ def failure_alerts(outcomes: list[Outcome], period_s: float, *, slo: float = 0.9
 def wait_ready(url: str, timeout_s: float = 60.0) -> None:
     """Wait (bounded) until ``/ready`` answers 200."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+    # One client for every poll (httpx.get() builds an SSL context each time: ~38 ms of CPU per poll).
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.get(f"{url}/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
     raise TimeoutError(f"{url}/ready not 200 within {timeout_s:g} s")
