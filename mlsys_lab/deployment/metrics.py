@@ -445,8 +445,9 @@ class ServiceMetrics:
     def watch(self, service: Service) -> None:
         """Follow ``service``'s model and feature state in the gauges (the lifespan handler calls this).
 
-        In multiprocess mode this also starts the task that writes them to this worker's file every
-        :data:`PUBLISH_SECONDS`, so it must be called from the running event loop.
+        It also starts the task that, every :data:`PUBLISH_SECONDS`, hands the timed GC pauses to their
+        histogram and, in multiprocess mode, writes the gauges to this worker's file, so it must be
+        called from the running event loop.
         """
         self._collector.service = service
         self._gc_timer.install()
@@ -454,7 +455,9 @@ class ServiceMetrics:
             service.serving.on_commit = self.commit_sizes.observe
         if self._worker_gauges is not None:
             self._worker_gauges.publish(service)
-            self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
+        # In both modes: the GC pauses are drained every PUBLISH_SECONDS, so that a service nobody
+        # scrapes does not keep a growing list of them (a young collection is tens a second under load).
+        self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
 
     async def _publish_forever(self) -> None:
         while True:

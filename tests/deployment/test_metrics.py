@@ -27,7 +27,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlsys_lab.deployment.deps import get_model, get_serving
-from mlsys_lab.deployment.metrics import MULTIPROC_ENV, SLO_SECONDS, ServiceMetrics, multiprocess_folder
+from mlsys_lab.deployment.metrics import (
+    MULTIPROC_ENV,
+    PUBLISH_SECONDS,
+    SLO_SECONDS,
+    ServiceMetrics,
+    multiprocess_folder,
+)
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.deployment.service import create_app
@@ -149,6 +155,21 @@ def test_garbage_collector_pauses_are_counted_by_generation(client):
         )
         assert counted >= 1, f"a generation-{generation} collection was not counted"
     assert value(after, "mlsys_lab_gc_pause_seconds_sum", generation="2") > 0
+
+
+def test_garbage_collector_pauses_are_handed_over_without_a_scrape(client):
+    # A service nobody scrapes must not keep a growing list of pauses: they reach the histogram every
+    # PUBLISH_SECONDS. Read the registry directly (exposition() would hand them over itself).
+    registry = client.app.state.metrics.registry
+    before = registry.get_sample_value("mlsys_lab_gc_pause_seconds_count", {"generation": "2"}) or 0.0
+    gc.collect()
+    deadline = time.monotonic() + 10 * PUBLISH_SECONDS
+    while time.monotonic() < deadline:
+        after = registry.get_sample_value("mlsys_lab_gc_pause_seconds_count", {"generation": "2"}) or 0.0
+        if after > before:
+            break
+        time.sleep(0.1)
+    assert after > before, "a full collection never reached the histogram without a scrape"
 
 
 def test_only_an_app_that_owns_its_process_freezes_the_start_up_heap_and_the_setting_turns_it_off(tmp_path):
