@@ -1,17 +1,24 @@
-"""The garbage collector's pauses in ``mlsys-lab serve`` under the 1M-requests-an-hour load, with and without gc.freeze.
+"""The garbage collector's pauses in ``mlsys-lab serve``: refrozen, frozen once, not frozen.
 
 A started service holds about 400,000 objects the collector tracks (the imported modules, sklearn's
 and MLflow's included, the model, the feature state). CPython's full collection walks all of them,
 and the event loop, so every request in flight, waits. ``mlsys-lab serve`` freezes its start-up heap
-(``MLSYS_LAB_GC_FREEZE``, default true: :func:`mlsys_lab.deployment.service.freeze_start_up_heap`).
-This benchmark serves the same model on the same kind of traffic twice per round, frozen and
-``MLSYS_LAB_GC_FREEZE=false`` (the baseline: Python's default collector), alternating, and reads the
-service's own ``mlsys_lab_gc_pause_seconds`` histogram before and after each load run:
+(``MLSYS_LAB_GC_FREEZE``, default true) and, after each full collection, what that collection found
+alive (``MLSYS_LAB_GC_REFREEZE``, default true: :class:`mlsys_lab.deployment.service.HeapFreezer`),
+because the feature state grows with every transaction and a heap frozen once is walked again and
+again as it grows. This benchmark serves the same model three ways, one server each, and sends each
+server ``--runs`` paced runs back to back (a server that has been up for a while, not a fresh one):
 
-- full (generation 2) collections during the run, their total pause and the largest bucket;
+1. refreeze (the default);
+2. ``MLSYS_LAB_GC_REFREEZE=false``: frozen at start-up only;
+3. ``MLSYS_LAB_GC_FREEZE=false``: the baseline, Python's default collector.
+
+For each run it reads the service's own ``mlsys_lab_gc_pause_seconds`` histogram before and after:
+
+- full (generation 2) collections during the run, their total pause and how many took 50 ms or more;
 - locust's share of requests within 50 ms, p99, errors; the server's CPU per request.
 
-    python benchmarks/bench_gc.py [--duration 30] [--rounds 2] [--rate 278]
+    python benchmarks/bench_gc.py [--duration 30] [--runs 4] [--rate 278]
 
 The pause counts and sums are the stable part (a busy machine stretches each pause but does not add
 collections); the latency share depends on what else runs. Nothing here is a pass/fail test.
@@ -32,6 +39,7 @@ from mlsys_lab.data.split import TimeSplit
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.load import capacity, scenarios
+from mlsys_lab.load.result import LoadResult
 from mlsys_lab.load.runner import run_locust
 from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
@@ -49,10 +57,35 @@ def gc_samples(url: str) -> Samples:
     }
 
 
+def _row(
+    name: str, run: int, before: Samples, after: Samples, window: LoadResult, cpu: float, requests: int
+) -> dict[str, object]:
+    def delta(sample: str, generation: str, le: str = "") -> float:
+        return after.get((sample, generation, le), 0.0) - before.get((sample, generation, le), 0.0)
+
+    return {
+        "service": name,
+        "run": run,
+        "frozen": after.get(("mlsys_lab_gc_frozen_objects", "", ""), 0.0),
+        "full": delta("mlsys_lab_gc_pause_seconds_count", "2"),
+        "full ms": 1000 * delta("mlsys_lab_gc_pause_seconds_sum", "2"),
+        "young ms": 1000
+        * (delta("mlsys_lab_gc_pause_seconds_sum", "0") + delta("mlsys_lab_gc_pause_seconds_sum", "1")),
+        # All full collections minus those within the 50 ms bucket (cumulative buckets).
+        "full >=50 ms": delta("mlsys_lab_gc_pause_seconds_count", "2")
+        - delta("mlsys_lab_gc_pause_seconds_bucket", "2", "0.05"),
+        "req/s": window.rps,
+        "<=50 ms": window.histogram.share_at_most(50),
+        "p99 ms": window.histogram.percentile(0.99),
+        "errors": window.failure_count,
+        "CPU ms/req": 1000 * cpu / max(requests, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per run, after ramp-up")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of (frozen, not frozen)")
+    parser.add_argument("--runs", type=int, default=4, help="paced runs back to back on each server")
     parser.add_argument("--rate", type=float, default=278.0, help="paced requests per second")
     parser.add_argument("--preset", default="small")
     args = parser.parse_args()
@@ -73,56 +106,44 @@ def main() -> None:
         transactions = scenarios.simulated_transactions(args.preset, last_days=7)
         scenario = scenarios.steady(50, args.duration, rate=args.rate, ramp_up_s=10, name=f"paced-{args.rate:g}")
 
+        variants = [
+            ("refreeze (default)", {}),
+            ("GC_REFREEZE=false", {"MLSYS_LAB_GC_REFREEZE": "false"}),
+            ("GC_FREEZE=false", {"MLSYS_LAB_GC_FREEZE": "false"}),
+        ]
         rows = []
-        for n in range(2 * args.rounds):
-            frozen = n % 2 == 0
-            name = "gc.freeze (default)" if frozen else "MLSYS_LAB_GC_FREEZE=false"
+        for v, (name, changes) in enumerate(variants):
             env = {
                 "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
-                "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / f'decisions-{n}.db'}",
-                "MLSYS_LAB_GC_FREEZE": "true" if frozen else "false",
+                "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / f'decisions-{v}.db'}",
+                **changes,
             }
-            fresh = transactions.assign(transaction_id=transactions["transaction_id"] + (n + 1) * 10**9)
-            pool = scenarios.write_request_pool(root / f"pool-{n}.jsonl", fresh, scenario.max_requests())
-            with run_server(env, output=root / f"serve-{n}.log", wait_path="/ready", start_timeout=300) as server:
-                before, cpu_before = gc_samples(server.url), capacity.process_cpu_seconds(server.process.pid)
-                result = run_locust(server.url, scenario, root / f"run-{n}", pool=pool)
-                cpu = capacity.process_cpu_seconds(server.process.pid) - cpu_before
-                after = gc_samples(server.url)
-            window = result.window(scenario.ramp_up_s)
+            with run_server(env, output=root / f"serve-{v}.log", wait_path="/ready", start_timeout=300) as server:
+                for k in range(args.runs):
+                    # New ids every run: a resent id is answered from the log, and cheaper.
+                    fresh = transactions.assign(transaction_id=transactions["transaction_id"] + (k + 1) * 10**9)
+                    pool = scenarios.write_request_pool(root / f"pool-{v}-{k}.jsonl", fresh, scenario.max_requests())
+                    before, cpu_before = gc_samples(server.url), capacity.process_cpu_seconds(server.process.pid)
+                    result = run_locust(server.url, scenario, root / f"run-{v}-{k}", pool=pool)
+                    cpu = capacity.process_cpu_seconds(server.process.pid) - cpu_before
+                    after = gc_samples(server.url)
+                    rows.append(
+                        _row(name, k + 1, before, after, result.window(scenario.ramp_up_s), cpu, result.requests)
+                    )
 
-            def delta(sample: str, generation: str, le: str = "", b: Samples = before, a: Samples = after) -> float:
-                return a.get((sample, generation, le), 0.0) - b.get((sample, generation, le), 0.0)
-
-            rows.append(
-                {
-                    "service": name,
-                    "frozen": after.get(("mlsys_lab_gc_frozen_objects", "", ""), 0.0),
-                    "full": delta("mlsys_lab_gc_pause_seconds_count", "2"),
-                    "full ms": 1000 * delta("mlsys_lab_gc_pause_seconds_sum", "2"),
-                    "young ms": 1000
-                    * (delta("mlsys_lab_gc_pause_seconds_sum", "0") + delta("mlsys_lab_gc_pause_seconds_sum", "1")),
-                    # All full collections minus those within the 50 ms bucket (cumulative buckets).
-                    "full >=50 ms": delta("mlsys_lab_gc_pause_seconds_count", "2")
-                    - delta("mlsys_lab_gc_pause_seconds_bucket", "2", "0.05"),
-                    "req/s": window.rps,
-                    "<=50 ms": window.histogram.share_at_most(50),
-                    "p99 ms": window.histogram.percentile(0.99),
-                    "errors": window.failure_count,
-                    "CPU ms/req": 1000 * cpu / max(result.requests, 1),
-                }
-            )
-
-        print(f"== {args.rate:g} req/s paced (50 locust users), {args.duration:g} s after a 10 s ramp-up, per run")
         print(
-            f"{'service':<28}{'frozen':>9}{'full GCs':>9}{'>=50 ms':>8}{'full ms':>9}{'young ms':>9}"
+            f"== {args.rate:g} req/s paced (50 locust users), {args.duration:g} s after a 10 s ramp-up, "
+            f"{args.runs} runs back to back per server"
+        )
+        print(
+            f"{'service':<20}{'run':>4}{'frozen':>9}{'full GCs':>9}{'>=50 ms':>8}{'full ms':>9}{'young ms':>9}"
             f"{'req/s':>7}{'<=50 ms':>9}{'p99 ms':>8}{'errors':>7}{'CPU ms/req':>11}"
         )
         for r in rows:
             print(
-                f"{r['service']:<28}{r['frozen']:>9,.0f}{r['full']:>9.0f}{r['full >=50 ms']:>8.0f}{r['full ms']:>9.0f}"
-                f"{r['young ms']:>9.0f}{r['req/s']:>7.0f}{r['<=50 ms']:>9.2%}{r['p99 ms']:>8g}{r['errors']:>7}"
-                f"{r['CPU ms/req']:>11.2f}"
+                f"{r['service']:<20}{r['run']:>4}{r['frozen']:>9,.0f}{r['full']:>9.0f}{r['full >=50 ms']:>8.0f}"
+                f"{r['full ms']:>9.0f}{r['young ms']:>9.0f}{r['req/s']:>7.0f}{r['<=50 ms']:>9.2%}{r['p99 ms']:>8g}"
+                f"{r['errors']:>7}{r['CPU ms/req']:>11.2f}"
             )
         print("(full GCs: generation-2 collections during the run; >=50 ms: how many of them paused 50 ms or more;")
         print(" full ms / young ms: total pause of the full / young (generations 0-1) collections)")

@@ -25,7 +25,8 @@ metric                                          type         what
                                                              (every request in flight waits for them: see
                                                              ``ServiceSettings.gc_freeze``)
 ``mlsys_lab_gc_frozen_objects``                 gauge        objects ``mlsys-lab serve`` froze out of the
-                                                             collector's scans at start-up (0: none)
+                                                             collector's scans, at start-up and after each
+                                                             full collection (0: none)
 ``mlsys_lab_model_info``                        gauge (1)    the served model: ``alias``, ``version``, ``sha256``
 ``mlsys_lab_model_loaded``                      gauge        1 while a model serves, 0 otherwise
 ``mlsys_lab_model_age_seconds``                 gauge        seconds since the served version was registered
@@ -427,7 +428,8 @@ class ServiceMetrics:
         )
         self.gc_frozen = Gauge(
             "mlsys_lab_gc_frozen_objects",
-            "Objects frozen out of the garbage collector's scans at start-up (0: not frozen).",
+            "Objects frozen out of the garbage collector's scans, at start-up and after each full collection "
+            "(0: not frozen).",
             registry=self.registry,
             multiprocess_mode="liveall",  # each worker freezes its own heap
         )

@@ -115,6 +115,12 @@ class ServiceSettings(BaseSettings):
         "garbage collector's reach (gc.freeze): without it each full collection scanned ~400,000 objects and "
         "paused every request for 100-260 ms (benchmarks/bench_gc.py). false: Python's default collector.",
     )
+    gc_refreeze: bool = Field(
+        default=True,
+        description="With gc_freeze: after each full collection, freeze what it found alive too "
+        "(mlsys_lab.deployment.service.HeapFreezer), so that the feature state that grows after start-up "
+        "is walked once, not by every later full collection. false: freeze at start-up only.",
+    )
     model_refresh_seconds: float | None = Field(
         default=None,
         ge=0.0,

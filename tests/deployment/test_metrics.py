@@ -16,6 +16,7 @@ import os
 import signal
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +37,7 @@ from mlsys_lab.deployment.metrics import (
 )
 from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
-from mlsys_lab.deployment.service import create_app
+from mlsys_lab.deployment.service import HeapFreezer, create_app
 from mlsys_lab.training import Tracker, TrackingSettings, train
 
 from .conftest import registrable_configs
@@ -188,6 +189,62 @@ def test_only_an_app_that_owns_its_process_freezes_the_start_up_heap_and_the_set
         # The server: everything start-up built (this test process's modules included) is frozen and reported
         # (frozen objects freed by reference counting since then leave the count, none join it).
         assert frozen[2][1] >= frozen[2][0] > 10_000, frozen
+    finally:
+        gc.unfreeze()
+
+
+class _Entry:
+    """A tracked object that can be watched with a weak reference."""
+
+    __slots__ = ("__weakref__", "value")
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def test_what_a_full_collection_leaves_is_refrozen_and_still_freed_by_reference_counting():
+    # The feature state grows after start-up; without a refreeze every full collection walks it again.
+    gc.unfreeze()
+    gc.disable()  # no automatic collection in between: only the ones this test makes
+    freezer = HeapFreezer()
+    try:
+        start = freezer.freeze_start_up()
+        grown = [_Entry(n) for n in range(50_000)]  # what the server keeps after start-up
+        watched = weakref.ref(grown[0])
+        gc.collect(0)
+        assert freezer.refreeze() is None, "refroze without a full collection"
+        assert gc.get_freeze_count() == start
+        gc.collect()
+        frozen = freezer.refreeze()
+        assert frozen is not None and frozen >= start + 50_000, (start, frozen)
+        assert gc.get_freeze_count() == frozen
+        assert freezer.refreeze() is None, "refroze twice for one full collection"
+        del grown  # frozen, but nothing refers to it: reference counting frees it without the collector
+        assert watched() is None
+    finally:
+        freezer.uninstall()
+        gc.unfreeze()
+        gc.enable()
+
+
+@pytest.mark.parametrize("refreeze", [True, False])
+def test_the_server_refreezes_after_a_full_collection_unless_told_not_to(tmp_path, refreeze):
+    gc.unfreeze()
+    kept: list[_Entry] = []
+    try:
+        app = create_app(settings_for(tmp_path, gc_refreeze=refreeze), owns_process=True)
+        with TestClient(app) as test_client:
+            before = value(scrape(test_client), "mlsys_lab_gc_frozen_objects")
+            kept.extend(_Entry(n) for n in range(50_000))
+            gc.collect()
+            deadline, after = time.monotonic() + 5, before
+            while time.monotonic() < deadline and after < before + 50_000:
+                time.sleep(0.1)
+                after = value(scrape(test_client), "mlsys_lab_gc_frozen_objects")
+        if refreeze:
+            assert after >= before + 50_000, f"the heap grew by 50,000 objects; frozen {before:.0f} -> {after:.0f}"
+        else:
+            assert after <= before, f"MLSYS_LAB_GC_REFREEZE=false still refroze: {before:.0f} -> {after:.0f}"
     finally:
         gc.unfreeze()
 
