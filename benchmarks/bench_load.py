@@ -24,11 +24,12 @@ a capacity plan from the measured service time, and the cost per 1M predictions 
 Then the **sustainable-rate search** (``--search-duration`` s per step, 0 to skip): for naive, floor
 and ``mlsys-lab serve``, paced locust runs (constant throughput) at rising rates (x1.5 from
 ``--min-rate``) until one breaks the SLO (99% within 50 ms from the exact histogram, zero errors, at
-least 95% of the offered rate delivered), then one step halfway between the last rate that held and
-the first that did not. The highest rate that held is the service's sustainable rate, and the
-ratios serve/naive and serve/floor are ratios of those, measured side by side in one run (unpaced
-throughput says how fast a service drains a queue, not what it can serve within its SLO). The
-default steps are short (8 s); ``--search-duration 60`` gives the README's 60 s runs.
+least 95% of the offered rate delivered), then bisection between the last rate that held and the
+first that did not, until they are within ``--search-precision`` (5%) of each other. The highest
+rate that held is the service's sustainable rate, and the ratios serve/naive and serve/floor are
+ratios of those, measured side by side in one run (unpaced throughput says how fast a service
+drains a queue, not what it can serve within its SLO). The default steps are short (8 s);
+``--search-duration 60`` gives the README's 60 s runs.
 
 Nothing here is a pass/fail test; timings depend on the machine and on what else runs on it.
 """
@@ -132,9 +133,20 @@ def _paced_step(
 
 
 def sustainable_rate(
-    url: str, pid: int, transactions: object, root: Path, min_rate: float, duration_s: float, max_rate: float = 2000
+    url: str,
+    pid: int,
+    transactions: object,
+    root: Path,
+    min_rate: float,
+    duration_s: float,
+    precision: float = 0.05,
+    max_rate: float = 2000,
 ) -> tuple[float, list[dict[str, object]]]:
-    """The highest paced rate at which the SLO held (0 when even ``min_rate`` failed), and every step."""
+    """The highest paced rate at which the SLO held (0 when even ``min_rate`` failed), and every step.
+
+    Rates rise x1.5 from ``min_rate`` until one step fails; then bisection between the last rate that
+    held and the first that failed, until they are within ``precision`` of each other.
+    """
     steps: list[dict[str, object]] = []
     held, failed, rate = 0.0, math.inf, min_rate
     while rate <= max_rate:
@@ -143,11 +155,17 @@ def sustainable_rate(
             failed = rate
             break
         held, rate = rate, rate * 1.5
-    if held > 0 and math.isfinite(failed):  # one step halfway, to narrow the x1.5 gap
+    while held > 0 and math.isfinite(failed) and failed > held * (1 + precision):
         middle = round((held + failed) / 2)
-        steps.append(_paced_step(url, pid, transactions, middle, duration_s, root / "step-mid", _offset(steps)))
+        if middle in (held, failed):
+            break
+        steps.append(
+            _paced_step(url, pid, transactions, middle, duration_s, root / f"step-{len(steps)}", _offset(steps))
+        )
         if steps[-1]["held"]:
             held = middle
+        else:
+            failed = middle
     return held, steps
 
 
@@ -166,6 +184,9 @@ def main() -> None:
         "--search-duration", type=float, default=8.0, help="seconds per paced step of the rate search (0: skip)"
     )
     parser.add_argument("--min-rate", type=float, default=25.0, help="the rate search's first rate (req/s)")
+    parser.add_argument(
+        "--search-precision", type=float, default=0.05, help="bisect until held and failed rates are this close"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -207,7 +228,13 @@ def main() -> None:
                 if args.search_duration > 0 and kind != "noop":
                     (root / f"search-{kind}").mkdir()
                     searches[kind] = sustainable_rate(
-                        url, process.pid, transactions, root / f"search-{kind}", args.min_rate, args.search_duration
+                        url,
+                        process.pid,
+                        transactions,
+                        root / f"search-{kind}",
+                        args.min_rate,
+                        args.search_duration,
+                        args.search_precision,
                     )
             finally:
                 process.terminate()
@@ -246,6 +273,7 @@ def main() -> None:
                     root / "search-serve",
                     args.min_rate,
                     args.search_duration,
+                    args.search_precision,
                 )
 
         naive_rps = float(rows[0]["req/s"])  # type: ignore[arg-type]
