@@ -26,6 +26,7 @@ scope's measured seconds are kept in pytest's cache (``.pytest_cache/``) for the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -204,3 +205,24 @@ def pytest_configure(config: pytest.Config) -> None:
     """Measure the workers' balance on the controller of a ``--dist loadgroup`` run."""
     if not hasattr(config, "workerinput") and config.getvalue("dist") == "loadgroup":
         config.pluginmanager.register(WorkerBalance(config), "mlsys-lab-worker-balance")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the wall time of each course notebook run (``course_timings.json``), whatever the capture mode.
+
+    This hook lives here, not in ``tests/course/conftest.py``: under pytest-xdist the controller
+    never collects, so it never loads that file, and the notebooks ran in the workers, whose
+    temporary roots sit inside the controller's.
+    """
+    if hasattr(config, "workerinput"):
+        return
+    root = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    timings: dict[str, float] = {}
+    for path in [root / "course_timings.json", *sorted(root.glob("*/course_timings.json"))]:
+        if path.is_file():
+            where = "" if path.parent == root else f" [{path.parent.name}]"
+            timings |= {f"{label}{where}": s for label, s in json.loads(path.read_text()).items()}
+    if timings:
+        terminalreporter.section("course notebook timings")
+        for label, seconds in timings.items():
+            terminalreporter.write_line(f"{seconds:8.2f} s  {label}")

@@ -135,20 +135,6 @@ def _record_timing(config: pytest.Config, label: str, seconds: float, factory: p
     (factory.getbasetemp() / "course_timings.json").write_text(json.dumps(timings, indent=1) + "\n")
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Print the wall time of each notebook run, whatever the capture mode (-s or not)."""
-    timings = dict(config.stash.get(TIMINGS, {}))
-    if not timings and not hasattr(config, "workerinput"):
-        # Under pytest-xdist the notebooks ran in the workers, whose temporary roots sit inside this one.
-        factory = config._tmp_path_factory  # type: ignore[attr-defined]
-        for path in sorted(factory.getbasetemp().glob("*/course_timings.json")):
-            timings |= {f"{label} [{path.parent.name}]": s for label, s in json.loads(path.read_text()).items()}
-    if timings:
-        terminalreporter.section("course notebook timings")
-        for label, seconds in timings.items():
-            terminalreporter.write_line(f"{seconds:8.2f} s  {label}")
-
-
 # --------------------------------------------------------------------------------------------------
 # The instructor's round trip: generate, collect, autograde, feedback, export
 # --------------------------------------------------------------------------------------------------
