@@ -32,16 +32,13 @@ import tempfile
 from pathlib import Path
 
 import httpx
+from _champion import champion
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlsys_lab.data import preset, simulate
-from mlsys_lab.data.split import TimeSplit
-from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.load import capacity, scenarios
 from mlsys_lab.load.result import LoadResult
 from mlsys_lab.load.runner import run_locust
-from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 Samples = dict[tuple[str, str, str], float]
 
@@ -92,17 +89,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-gc-") as tmp:
         root = Path(tmp)
-        config = preset(args.preset, random_state=0)
-        frame = feature_frame(simulate(config).transactions)
-        tracking = TrackingSettings(root=root / "mlflow", experiment="bench-gc")
-        run = train(
-            TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(config.n_days), validation_folds=2),
-            frame,
-            tracker=Tracker(tracking),
-        )
-        registry = Registry(tracking)
-        registry.promote(registry.register(run).version, who="bench_gc", why="benchmark")
-        registry.close()
+        served = champion(root, "bench_gc", args.preset)
         transactions = scenarios.simulated_transactions(args.preset, last_days=7)
         scenario = scenarios.steady(50, args.duration, rate=args.rate, ramp_up_s=10, name=f"paced-{args.rate:g}")
 
@@ -114,8 +101,7 @@ def main() -> None:
         rows = []
         for v, (name, changes) in enumerate(variants):
             env = {
-                "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
-                "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / f'decisions-{v}.db'}",
+                **served.env(root / f"decisions-{v}.db"),
                 **changes,
             }
             with run_server(env, output=root / f"serve-{v}.log", wait_path="/ready", start_timeout=300) as server:

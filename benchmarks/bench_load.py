@@ -48,16 +48,13 @@ import time
 from pathlib import Path
 
 import httpx
+from _champion import champion
 
-from mlsys_lab.data import preset, simulate
-from mlsys_lab.data.split import TimeSplit
-from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import free_port, run_server
 from mlsys_lab.load import baselines, capacity, scenarios
 from mlsys_lab.load.result import LoadResult
 from mlsys_lab.load.runner import run_locust
 from mlsys_lab.load.slo import ONE_MILLION_AN_HOUR, SLO, check_slo
-from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
@@ -191,19 +188,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         root = Path(tmp)
-        config = preset(args.preset, random_state=0)
-        simulation = simulate(config)
-        frame = feature_frame(simulation.transactions)
-        tracking = TrackingSettings(root=root / "mlflow", experiment="bench-load")
-        run = train(
-            TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(config.n_days), validation_folds=2),
-            frame,
-            tracker=Tracker(tracking),
-        )
-        registry = Registry(tracking)
-        info = registry.register(run)
-        registry.promote(info.version, who="bench_load", why="benchmark")
-        registry.close()
+        served = champion(root, "bench_load", args.preset)
+        run, info, tracking = served.run, served.info, served.tracking
         model_path = baselines.save_model(run.pipeline, run.config.features, info.threshold, root / "model.pkl")
 
         transactions = scenarios.simulated_transactions(args.preset, last_days=7)

@@ -37,14 +37,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from mlsys_lab.data import preset, simulate
-from mlsys_lab.data.split import TimeSplit
+from _champion import champion
+
 from mlsys_lab.deployment.metrics import MULTIPROC_ENV, MetricsMiddleware, ServiceMetrics
-from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.load import capacity, scenarios
 from mlsys_lab.load.runner import run_locust
-from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 ROUTE = SimpleNamespace(path="/v1/score")
 SCORED = [SimpleNamespace(replayed=False, score=0.012, model_version=1, decision=False)]
@@ -104,17 +102,7 @@ def micro_in_child(n: int, multiprocess: bool) -> dict[str, float]:
 
 
 def server_rows(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    config = preset(args.preset, random_state=0)
-    frame = feature_frame(simulate(config).transactions)
-    tracking = TrackingSettings(root=root / "mlflow", experiment="bench-metrics")
-    run = train(
-        TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(config.n_days), validation_folds=2),
-        frame,
-        tracker=Tracker(tracking),
-    )
-    registry = Registry(tracking)
-    registry.promote(registry.register(run).version, who="bench_metrics", why="benchmark")
-    registry.close()
+    served = champion(root, "bench_metrics", args.preset)
     transactions = scenarios.simulated_transactions(args.preset, last_days=7)
     load = scenarios.steady(args.users, args.duration, ramp_up_s=3)
     pool = scenarios.write_request_pool(root / "pool.jsonl", transactions, 2000 * int(args.duration + 10))
@@ -126,7 +114,7 @@ def server_rows(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
         for name, workers, on in servers if round_ % 2 == 0 else [servers[i ^ 1] for i in range(len(servers))]:
             tag = f"{workers}w-{on}-{round_}"
             env = {
-                "MLSYS_LAB_TRACKING_DIR": str(tracking.root),
+                "MLSYS_LAB_TRACKING_DIR": str(served.tracking.root),
                 "MLSYS_LAB_DECISION_LOG_URL": f"sqlite:///{root / f'decisions-{tag}.db'}",  # ids are scored once
                 "MLSYS_LAB_METRICS": on,
                 "MLSYS_LAB_METRICS_DIR": str(root / "metrics"),

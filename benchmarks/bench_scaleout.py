@@ -20,14 +20,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from mlsys_lab.data import preset, simulate
-from mlsys_lab.data.split import TimeSplit
+from _champion import champion
+
 from mlsys_lab.deployment.pgcluster import ThrowawayCluster
-from mlsys_lab.deployment.registry import Registry
 from mlsys_lab.deployment.server import run_server
 from mlsys_lab.load import capacity, scenarios
 from mlsys_lab.load.runner import run_locust
-from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
 
 
 def main() -> None:
@@ -40,17 +38,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp, ThrowawayCluster() as cluster:
         root = Path(tmp)
-        config = preset(args.preset, random_state=0)
-        frame = feature_frame(simulate(config).transactions)
-        tracking = TrackingSettings(root=root / "mlflow", experiment="bench-scaleout")
-        run = train(
-            TrainingConfig(family="logistic_regression", split=TimeSplit.ending_at(config.n_days), validation_folds=2),
-            frame,
-            tracker=Tracker(tracking),
-        )
-        registry = Registry(tracking)
-        registry.promote(registry.register(run).version, who="bench_scaleout", why="benchmark")
-        registry.close()
+        served = champion(root, "bench_scaleout", args.preset)
 
         unpaced = scenarios.steady(args.users, args.duration, ramp_up_s=3)
         transactions = scenarios.simulated_transactions(args.preset, last_days=7)
@@ -60,7 +48,7 @@ def main() -> None:
             for n in args.processes:
                 name = f"{backend}-{n}"
                 url = f"sqlite:///{root / (name + '.db')}" if backend == "sqlite" else cluster.create_database(name)
-                env = {"MLSYS_LAB_TRACKING_DIR": str(tracking.root), "MLSYS_LAB_DECISION_LOG_URL": url}
+                env = {"MLSYS_LAB_TRACKING_DIR": str(served.tracking.root), "MLSYS_LAB_DECISION_LOG_URL": url}
                 with run_server(env, workers=n, wait_path="/ready", start_timeout=180) as server:
                     before = capacity.process_cpu_seconds(server.process.pid)
                     result = run_locust(server.url, unpaced, root / name, pool=pool)
