@@ -42,8 +42,8 @@ import numpy as np
 
 from mlsys_lab.deployment.server import free_port, run_server
 from mlsys_lab.load import capacity, scenarios
+from mlsys_lab.load.request_path import STAGES, parse_server_timing
 
-STAGES = ("state", "features", "model", "log", "total")
 #: First match wins, innermost frame first: what a sample's own time is spent on.
 CATEGORIES = (
     ("endpoint (mlsys_lab)", ("mlsys_lab/",)),
@@ -59,22 +59,9 @@ CATEGORIES = (
 
 def train_store(root: Path, preset_name: str) -> Path:
     """A tracking store with one logistic regression promoted to champion; returns its folder."""
-    from mlsys_lab.data import preset, simulate
-    from mlsys_lab.data.split import TimeSplit
-    from mlsys_lab.deployment.registry import Registry
-    from mlsys_lab.training import Tracker, TrackingSettings, TrainingConfig, feature_frame, train
+    from _champion import champion  # imported here: the profiled child process never trains
 
-    config = preset(preset_name, random_state=0)
-    frame = feature_frame(simulate(config).transactions)
-    tracking = TrackingSettings(root=root / "mlflow", experiment="profile")
-    split = TimeSplit.ending_at(config.n_days)
-    run = train(
-        TrainingConfig(family="logistic_regression", split=split, validation_folds=2), frame, tracker=Tracker(tracking)
-    )
-    registry = Registry(tracking)
-    registry.promote(registry.register(run).version, who="profile_service", why="benchmark")
-    registry.close()
-    return tracking.root
+    return champion(root, "profile_service", preset_name).tracking.root
 
 
 def bodies(preset_name: str, n: int, first_id: int) -> list[bytes]:
@@ -101,10 +88,7 @@ def send(url: str, payloads: list[bytes], clients: int) -> tuple[list[float], li
                 answer = http.post("/v1/score", content=payload, headers=headers)
                 elapsed = (time.perf_counter() - clock) * 1000
                 answer.raise_for_status()
-                stages = {}
-                for item in answer.headers["server-timing"].split(","):
-                    name, _, duration = item.strip().partition(";dur=")
-                    stages[name] = float(duration)
+                stages = parse_server_timing(answer.headers["server-timing"])
                 with lock:
                     wall.append(elapsed)
                     timings.append(stages)
