@@ -39,6 +39,15 @@ def service_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"MLSYS_LAB_TRACKING_DIR": str(tracking.root)}
 
 
+def logged_decisions(log_url: str) -> int:
+    """How many decisions the log at ``log_url`` holds."""
+    log = DecisionLog(log_url)
+    try:
+        return len(log.decisions())
+    finally:
+        log.close()
+
+
 def test_locust_against_mlsys_lab_serve_every_request_accepted_and_logged(
     tmp_path: Path, service_env: dict[str, str]
 ) -> None:
@@ -54,11 +63,7 @@ def test_locust_against_mlsys_lab_serve_every_request_accepted_and_logged(
             server.url, scenarios.steady(4, 30, ramp_up_s=1), tmp_path / "run", pool=pool, max_requests=n
         )
     assert result.failures == {} and result.requests == n, (result.failures, result.notes)
-    log = DecisionLog(log_url)
-    try:
-        assert len(log.decisions()) == n
-    finally:
-        log.close()
+    assert logged_decisions(log_url) == n
 
 
 def test_the_request_path_profile_reads_every_stage_from_real_answers(
@@ -81,8 +86,4 @@ def test_the_request_path_profile_reads_every_stage_from_real_answers(
     assert (stages["model"] > 0).all() and (stages["log"] > 0).all(), "a stage the service runs was reported as 0"
     # total is timed around the stages (rounded to the microsecond), and the client waited for all of it.
     assert (stages["around"] >= -0.005).all() and (stages["client"] >= stages["total"] - 0.005).all()
-    log = DecisionLog(log_url)
-    try:
-        assert len(log.decisions()) == 50, "every profiled request is a real, logged decision"
-    finally:
-        log.close()
+    assert logged_decisions(log_url) == 50, "every profiled request is a real, logged decision"
